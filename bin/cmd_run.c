@@ -1,0 +1,187 @@
+/* cmd_run.c: `husk run` and `husk shell`: options into a plan, then run it. */
+#include "husk_config.h"
+#include "cli.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
+	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_HELP };
+
+static const struct option run_opts[] = {
+	{ "bind", required_argument, NULL, 'b' },
+	{ "env", required_argument, NULL, 'e' },
+	{ "env-file", required_argument, NULL, OPT_ENV_FILE },
+	{ "clean-env", no_argument, NULL, OPT_CLEAN_ENV },
+	{ "cwd", required_argument, NULL, OPT_CWD },
+	{ "no-home", no_argument, NULL, OPT_NO_HOME },
+	{ "fake-root", no_argument, NULL, OPT_FAKE_ROOT },
+	{ "writable-tmpfs", no_argument, NULL, OPT_WRITABLE_TMPFS },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+void help_run(bool shell)
+{
+	if (shell)
+		printf("Usage: husk shell [OPTIONS] IMAGE\n\n"
+		       "Start an interactive shell (/bin/sh) inside IMAGE. Takes the options of\n"
+		       "'husk run'.\n\n");
+	else
+		printf("Usage: husk run [OPTIONS] IMAGE [--] COMMAND [ARG...]\n\n"
+		       "Run COMMAND inside IMAGE (a directory or a SquashFS file), as yourself,\n"
+		       "in new user and mount namespaces. No privilege, no daemon.\n\n");
+	printf("Options:\n"
+	       "  -b, --bind SRC[:DST[:ro|rw]]  bind host SRC at DST (default DST=SRC, rw);\n"
+	       "                                repeatable; also HUSK_BIND=SPEC,SPEC,...\n"
+	       "  -e, --env NAME=VALUE          set a variable inside; repeatable\n"
+	       "      --env-file FILE           set variables from FILE (NAME=VALUE lines)\n"
+	       "      --clean-env               start from a minimal environment (keeps HOME,\n"
+	       "                                USER, TERM, LANG, LC_*, TZ and SLURM_*, PMIX_*,\n"
+	       "                                PMI_*, OMPI_* for MPI wire-up)\n"
+	       "      --cwd DIR                 working directory inside (default: the current\n"
+	       "                                one, bound in when it is not a system directory)\n"
+	       "      --no-home                 do not bind $HOME\n"
+	       "      --fake-root               appear as uid 0 inside (capabilities stay\n"
+	       "                                confined to the namespace)\n"
+	       "      --writable-tmpfs          writable root; changes vanish at exit\n"
+	       "      --dry-run                 print mounts and environment; run nothing\n"
+	       "  -v, --verbose                 say what husk does, with timing (repeat for more)\n"
+	       "  -q, --quiet                   no warnings\n"
+	       "      --help                    this text\n\n"
+	       "Environment precedence, lowest first: host (or --clean-env's set), the\n"
+	       "image's /.husk/environment, --env-file, -e. HUSK_CONTAINER=1 and\n"
+	       "HUSK_IMAGE are always set.\n\n"
+	       "Exit status: the command's; 128+N if it died of signal N; 125 if husk\n"
+	       "failed; 126 if the command is not executable; 127 if it is not found.\n");
+}
+
+static int add_bind(struct husk_plan *plan, const char *spec, const char *why,
+	const char *cwd)
+{
+	struct husk_err err = { 0 };
+	struct husk_bind *v = realloc(plan->binds, (plan->n_binds + 1) * sizeof(*v));
+
+	if (!v)
+		return -1;
+	plan->binds = v;
+	if (husk_bind_parse(spec, cwd, &v[plan->n_binds], &err) < 0) {
+		fprintf(stderr, "husk: %s\n", err.msg);
+		return -1;
+	}
+	v[plan->n_binds++].why = why;
+	return 0;
+}
+
+static int add_env(struct husk_plan *plan, const char *nv)
+{
+	const char *eq = strchr(nv, '=');
+
+	if (!eq || !husk_env_name_ok(nv, (size_t)(eq - nv))) {
+		fprintf(stderr, "husk: --env '%s': expected NAME=VALUE with NAME made of letters, "
+			"digits and '_'\n", nv);
+		return -1;
+	}
+	return husk_env_put(&plan->env_cli, nv);
+}
+
+static int binds_from_env(struct husk_plan *plan, const char *cwd)
+{
+	const char *v = getenv("HUSK_BIND");
+	char *copy, *save = NULL;
+	int r = 0;
+
+	if (!v || !*v)
+		return 0;
+	copy = strdup(v);
+	for (char *spec = strtok_r(copy, ",", &save); spec && r == 0;
+	     spec = strtok_r(NULL, ",", &save))
+		r = add_bind(plan, spec, "HUSK_BIND", cwd);
+	free(copy);
+	return r;
+}
+
+int cmd_run(int argc, char **argv, bool shell)
+{
+	const char *name = shell ? "shell" : "run";
+	struct husk_plan plan;
+	struct husk_err err = { 0 };
+	char cwd[PATH_MAX];
+	char *shell_argv[] = { "/bin/sh", NULL };
+	int verbosity = 0, c, status;
+	bool quiet = false;
+
+	husk_plan_init(&plan);
+	if (!getcwd(cwd, sizeof(cwd)))
+		cwd[0] = '\0';
+	/* HUSK_BIND first, so that -b lands on top of it. */
+	if (binds_from_env(&plan, cwd[0] ? cwd : NULL) < 0)
+		return HUSK_EXIT_FAILURE;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+b:e:vq", run_opts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			if (add_bind(&plan, optarg, "--bind", cwd[0] ? cwd : NULL) < 0)
+				return HUSK_EXIT_FAILURE;
+			break;
+		case 'e':
+			if (add_env(&plan, optarg) < 0)
+				return HUSK_EXIT_FAILURE;
+			break;
+		case OPT_ENV_FILE: {
+			char **v = realloc(plan.env_files, (plan.n_env_files + 1) * sizeof(*v));
+			if (!v)
+				return HUSK_EXIT_FAILURE;
+			plan.env_files = v;
+			v[plan.n_env_files++] = optarg;
+			break;
+		}
+		case OPT_CLEAN_ENV: plan.clean_env = true; break;
+		case OPT_CWD: plan.cwd = optarg; break;
+		case OPT_NO_HOME: plan.no_home = true; break;
+		case OPT_FAKE_ROOT: plan.fake_root = true; break;
+		case OPT_WRITABLE_TMPFS: plan.writable_tmpfs = true; break;
+		case OPT_DRY_RUN: plan.dry_run = true; break;
+		case 'v': verbosity++; break;
+		case 'q': quiet = true; break;
+		case OPT_HELP:
+			help_run(shell);
+			return 0;
+		case ':':
+			return cli_usage_error(name, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			if (optopt)
+				return cli_usage_error(name, "unknown option '-%c'", optopt);
+			return cli_usage_error(name, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	cli_log_setup(verbosity, quiet);
+	if (optind >= argc)
+		return cli_usage_error(name, "no image given");
+	plan.image_path = argv[optind++];
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	if (shell) {
+		if (optind < argc)
+			return cli_usage_error(name, "'husk shell' takes no command; use 'husk run'");
+		plan.argv = shell_argv;
+	} else {
+		if (optind >= argc)
+			return cli_usage_error(name, "no command given after the image");
+		plan.argv = &argv[optind];
+	}
+	status = husk_run(&plan, stdout, &err);
+	if (status < 0)
+		status = cli_fail(&err);
+	cli_repeat_warnings();
+	husk_plan_free(&plan);
+	return status;
+}

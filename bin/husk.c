@@ -1,0 +1,56 @@
+/* husk.c: the husk command: dispatch to a subcommand. */
+#include "husk_config.h"
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: husk COMMAND [OPTIONS] ...\n\n"
+		"Run programs, MPI ranks above all, inside read-only SquashFS or directory\n"
+		"images, as an ordinary user: no setuid, no daemon.\n\n"
+		"Commands:\n"
+		"  run IMAGE [--] CMD [ARG...]   run a command inside an image\n"
+		"  shell IMAGE                   an interactive shell inside an image\n"
+		"  help [COMMAND]                help on a command\n"
+		"  version                       print the version\n\n"
+		"See 'husk help run' and the husk(1) manual page.\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd) {
+		usage(stderr);
+		return HUSK_EXIT_FAILURE;
+	}
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1, false);
+	if (!strcmp(cmd, "shell"))
+		return cmd_run(argc - 1, argv + 1, true);
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf("husk %s\n", husk_version());
+		return 0;
+	}
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "help")) {
+		if (argc < 3) {
+			usage(stdout);
+			return 0;
+		}
+		if (!strcmp(argv[2], "run") || !strcmp(argv[2], "shell")) {
+			help_run(!strcmp(argv[2], "shell"));
+			return 0;
+		}
+		fprintf(stderr, "husk: no help for '%s': unknown command; see 'husk help'\n", argv[2]);
+		return HUSK_EXIT_FAILURE;
+	}
+	fprintf(stderr, "husk: unknown command '%s'; see 'husk help'\n", cmd);
+	return HUSK_EXIT_FAILURE;
+}

@@ -1,0 +1,204 @@
+/* blockcache.c: a cache of decompressed SquashFS blocks shared by every FUSE
+ * worker thread of a mount.
+ *
+ * The kernel asks for 128 KiB windows that rarely line up with SquashFS
+ * blocks, and consecutive windows go to different threads; with per-thread
+ * caches the same block was decompressed two or three times. Here a block is
+ * decompressed once per mount: the first thread to miss inserts a "pending"
+ * entry and decompresses outside the lock, others wait on a condition
+ * variable; distinct blocks still decompress in parallel. Entries in use are
+ * pinned by a reference count; the least recently used unpinned entries are
+ * evicted above max_blocks. */
+#include "husk_config.h"
+#include "blockcache.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+	uint64_t pos;
+	char *data;
+	size_t size;
+	int refs;
+	bool ready, failed;
+	struct entry *hnext;               /* hash chain */
+	struct entry *prev, *next;         /* LRU list, most recent first */
+};
+
+struct husk_bcache {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct entry **table;
+	size_t nbuckets, count, max;
+	struct entry *head, *tail;
+};
+
+struct husk_bcache *husk_bcache_new(size_t max_blocks)
+{
+	struct husk_bcache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->nbuckets = 1;
+	while (c->nbuckets < max_blocks * 2)
+		c->nbuckets <<= 1;
+	c->table = calloc(c->nbuckets, sizeof(*c->table));
+	if (!c->table) {
+		free(c);
+		return NULL;
+	}
+	c->max = max_blocks;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	return c;
+}
+
+void husk_bcache_free(struct husk_bcache *c)
+{
+	struct entry *e, *n;
+
+	if (!c)
+		return;
+	for (e = c->head; e; e = n) {
+		n = e->next;
+		free(e->data);
+		free(e);
+	}
+	free(c->table);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+static size_t bucket(struct husk_bcache *c, uint64_t pos)
+{
+	return (size_t)((pos * 0x9E3779B97F4A7C15ull) >> 20) & (c->nbuckets - 1);
+}
+
+static void lru_unlink(struct husk_bcache *c, struct entry *e)
+{
+	if (e->prev) e->prev->next = e->next; else c->head = e->next;
+	if (e->next) e->next->prev = e->prev; else c->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_front(struct husk_bcache *c, struct entry *e)
+{
+	e->next = c->head;
+	e->prev = NULL;
+	if (c->head)
+		c->head->prev = e;
+	c->head = e;
+	if (!c->tail)
+		c->tail = e;
+}
+
+static void unhash(struct husk_bcache *c, struct entry *e)
+{
+	struct entry **pp = &c->table[bucket(c, e->pos)];
+
+	while (*pp && *pp != e)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = e->hnext;
+}
+
+/* Drop unpinned entries from the cold end while over the limit. */
+static void evict(struct husk_bcache *c)
+{
+	struct entry *e = c->tail;
+
+	while (c->count > c->max && e) {
+		struct entry *prev = e->prev;
+		if (e->refs == 0 && e->ready) {
+			lru_unlink(c, e);
+			unhash(c, e);
+			free(e->data);
+			free(e);
+			c->count--;
+		}
+		e = prev;
+	}
+}
+
+void *husk_bcache_get(struct husk_bcache *c, uint64_t pos, uint32_t hdr, husk_bcache_fill fill,
+	void *ctx, struct husk_blk *out)
+{
+	struct entry *e;
+	size_t b = bucket(c, pos);
+	int r;
+
+	pthread_mutex_lock(&c->mu);
+	for (e = c->table[b]; e && e->pos != pos; e = e->hnext)
+		;
+	if (e) {
+		e->refs++;
+		while (!e->ready)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (e->failed) {
+			/* Already unhashed by the filler; the last one out frees it. */
+			if (--e->refs == 0) {
+				free(e->data);
+				free(e);
+			}
+			pthread_mutex_unlock(&c->mu);
+			return NULL;
+		}
+		lru_unlink(c, e);
+		lru_front(c, e);
+		pthread_mutex_unlock(&c->mu);
+		out->data = e->data;
+		out->size = e->size;
+		return e;
+	}
+	if (!(e = calloc(1, sizeof(*e)))) {
+		pthread_mutex_unlock(&c->mu);
+		return NULL;
+	}
+	e->pos = pos;
+	e->refs = 1;
+	e->hnext = c->table[b];
+	c->table[b] = e;
+	lru_front(c, e);
+	c->count++;
+	pthread_mutex_unlock(&c->mu);
+
+	r = fill(ctx, pos, hdr, &e->data, &e->size);
+
+	pthread_mutex_lock(&c->mu);
+	e->ready = true;
+	if (r != 0) {
+		/* Forget the failure so that a later read tries again. */
+		e->failed = true;
+		e->refs--;
+		unhash(c, e);
+		lru_unlink(c, e);
+		c->count--;
+		pthread_cond_broadcast(&c->cv);
+		if (e->refs == 0) {
+			free(e->data);
+			free(e);
+		}
+		pthread_mutex_unlock(&c->mu);
+		return NULL;
+	}
+	evict(c);
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	out->data = e->data;
+	out->size = e->size;
+	return e;
+}
+
+void husk_bcache_put(struct husk_bcache *c, void *handle)
+{
+	struct entry *e = handle;
+
+	pthread_mutex_lock(&c->mu);
+	e->refs--;
+	if (c->count > c->max)
+		evict(c);
+	pthread_mutex_unlock(&c->mu);
+}

@@ -1,0 +1,175 @@
+/* husk.h: the interface of libhusk, the mechanisms behind the husk command.
+ *
+ * libhusk never prints and never exits. A function that can fail takes a
+ * `struct husk_err *` as its last argument, fills it and returns -1; the
+ * command in bin/ turns it into one line on stderr and an exit status.
+ * Progress and warnings go through a log sink that the caller installs. */
+#ifndef HUSK_H
+#define HUSK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define HUSK_API __attribute__((visibility("default")))
+
+/* Exit statuses of the command-line contract. */
+enum {
+	HUSK_EXIT_FAILURE = 125,   /* husk's own failure */
+	HUSK_EXIT_NOEXEC = 126,    /* command found but not executable */
+	HUSK_EXIT_NOTFOUND = 127,  /* command not found */
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+struct husk_err {
+	int errnum;          /* errno behind the failure, or 0 */
+	int status;          /* exit status it maps to (125, 126, 127) */
+	const char *file;    /* where it was raised, shown at -v */
+	int line;
+	char msg[1024];      /* "what failed: 'object': cause; fix" without "husk: " */
+};
+
+/* Set *err from a format; appends ": strerror(errnum)" when errnum != 0.
+ * A hint (the fix) may follow after the errno text with "; hint". */
+HUSK_API int husk_err_set_(struct husk_err *err, const char *file, int line, int errnum,
+	const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define husk_err_set(err, errnum, ...) husk_err_set_((err), __FILE__, __LINE__, (errnum), __VA_ARGS__)
+/* Append "; hint" to an error already set. */
+HUSK_API void husk_err_hint(struct husk_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ---- log sink ---------------------------------------------------------- */
+
+enum husk_log_level { HUSK_LOG_WARN = 0, HUSK_LOG_INFO = 1, HUSK_LOG_DEBUG = 2 };
+typedef void (*husk_log_fn)(enum husk_log_level level, const char *file, int line,
+	const char *msg);
+HUSK_API void husk_log_set(husk_log_fn sink, int verbosity);
+HUSK_API int husk_log_verbosity(void);
+HUSK_API void husk_log_(enum husk_log_level level, const char *file, int line,
+	const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#define husk_warn(...) husk_log_(HUSK_LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
+#define husk_info(...) husk_log_(HUSK_LOG_INFO, __FILE__, __LINE__, __VA_ARGS__)
+#define husk_debug(...) husk_log_(HUSK_LOG_DEBUG, __FILE__, __LINE__, __VA_ARGS__)
+
+/* ---- bind specifications ---------------------------------------------- */
+
+struct husk_bind {
+	char *src;           /* host path, absolute */
+	char *dst;           /* container path, absolute, normalised */
+	bool ro;
+	bool optional;       /* a default mount: skipped (with a note) when impossible */
+	bool is_file;        /* bind a file rather than a directory (decided at mount time) */
+	const char *why;     /* "default", "--bind", "HUSK_BIND", "generated" */
+};
+
+/* Parse "SRC[:DST[:ro|rw]]". Relative SRC is taken from cwd; DST must be
+ * absolute when given. */
+HUSK_API int husk_bind_parse(const char *spec, const char *cwd, struct husk_bind *out,
+	struct husk_err *err);
+HUSK_API void husk_bind_free(struct husk_bind *b);
+/* Normalise an absolute path lexically: collapse "//", ".", and ".." (never
+ * above "/"). Returns a malloc'd string or NULL when the path is not absolute. */
+HUSK_API char *husk_path_normalize(const char *path);
+
+/* ---- environment ------------------------------------------------------- */
+
+/* An ordered NAME=VALUE list; set replaces in place, keeping first position. */
+struct husk_env {
+	char **vars;         /* "NAME=VALUE", NULL-terminated */
+	size_t n, cap;
+};
+HUSK_API void husk_env_init(struct husk_env *env);
+HUSK_API void husk_env_free(struct husk_env *env);
+HUSK_API int husk_env_set(struct husk_env *env, const char *name, const char *value);
+HUSK_API int husk_env_put(struct husk_env *env, const char *name_eq_value);
+HUSK_API void husk_env_unset(struct husk_env *env, const char *name);
+HUSK_API const char *husk_env_get(const struct husk_env *env, const char *name);
+HUSK_API bool husk_env_name_ok(const char *name, size_t len);
+/* Parse an environment file (text) into env, expanding $NAME and ${NAME}
+ * against env itself as it grows (outside single quotes). `what` names the
+ * file in errors ("--env-file 'x'"), with the line number added. */
+HUSK_API int husk_env_parse(struct husk_env *env, const char *text, size_t len,
+	const char *what, struct husk_err *err);
+/* Is this host variable kept by --clean-env? */
+HUSK_API bool husk_env_keep_clean(const char *name_eq_value);
+
+/* ---- id maps ----------------------------------------------------------- */
+
+/* Build the line written to /proc/PID/{uid,gid}_map: "INSIDE OUTSIDE 1\n". */
+HUSK_API int husk_idmap_line(char *buf, size_t size, unsigned inside, unsigned outside);
+/* Parse a uid_map/gid_map text; returns the number of extents or -1. */
+struct husk_idmap_extent { unsigned inside, outside, count; };
+HUSK_API int husk_idmap_parse(const char *text, struct husk_idmap_extent *out, int max);
+
+/* ---- images ------------------------------------------------------------ */
+
+enum husk_image_kind { HUSK_IMAGE_DIR = 1, HUSK_IMAGE_SQUASHFS = 2 };
+struct husk_image {
+	char *path;          /* absolute path as given (made absolute) */
+	enum husk_image_kind kind;
+	int fd;              /* O_CLOEXEC: O_RDONLY file or O_PATH|O_DIRECTORY dir */
+	struct sqfs_reader *sqfs;  /* SquashFS reader (direct, no mount) */
+};
+HUSK_API int husk_image_open(struct husk_image *img, const char *path, struct husk_err *err);
+HUSK_API void husk_image_close(struct husk_image *img);
+/* Read a small regular file from inside the image without mounting it.
+ * Returns 0 and a malloc'd buffer, 1 when the file does not exist, -1 on error. */
+HUSK_API int husk_image_read_file(struct husk_image *img, const char *path, char **buf,
+	size_t *len, size_t max, struct husk_err *err);
+
+/* ---- safe resolution inside a root ------------------------------------ */
+
+/* Open PATH (absolute, as seen in the container) under root_fd so that no
+ * symlink or ".." can leave root_fd: openat2(RESOLVE_IN_ROOT) when the kernel
+ * has it, otherwise a component-by-component walk with the same semantics.
+ * flags: O_PATH etc. Returns an fd (O_CLOEXEC) or -1 with errno set. */
+HUSK_API int husk_resolve(int root_fd, const char *path, int flags);
+/* Force the fallback walk (tests; HUSK_NO_OPENAT2 does the same). */
+HUSK_API void husk_resolve_force_fallback(bool force);
+/* Resolve PATH under root_fd, creating missing components as directories (or
+ * the last one as an empty file when as_file), one component at a time. New
+ * entries may only be created on a mount whose id is in allowed_mnt. Returns
+ * an O_PATH fd or -1 with errno set; *created tells whether anything was. */
+HUSK_API int husk_resolve_create(int root_fd, const char *path, bool as_file,
+	const unsigned long long *allowed_mnt, int n_allowed, bool *created);
+HUSK_API int husk_mount_id(int fd, unsigned long long *id);
+
+/* ---- the plan ---------------------------------------------------------- */
+
+struct husk_plan {
+	const char *image_path;
+	char **argv;              /* command inside; NULL-terminated */
+	struct husk_bind *binds;  /* user binds, in order */
+	size_t n_binds;
+	struct husk_env env_cli;  /* -e, in order */
+	char **env_files;         /* --env-file, in order */
+	size_t n_env_files;
+	bool clean_env;
+	bool no_home;
+	bool fake_root;
+	bool writable_tmpfs;
+	bool dry_run;
+	const char *cwd;          /* --cwd, or NULL to keep the caller's */
+	const char *shell_mode;   /* non-NULL for `husk shell`: command is the shell */
+	int kill_grace_ms;        /* leftover processes: SIGTERM, then SIGKILL after this */
+	/* Filled by the run: */
+	char **dry_run_out;       /* not used */
+};
+
+HUSK_API void husk_plan_init(struct husk_plan *plan);
+HUSK_API void husk_plan_free(struct husk_plan *plan);
+
+/* Refuse setuid/setgid execution and other privilege confusion. */
+HUSK_API int husk_check_privilege(struct husk_err *err);
+
+/* Run the plan. Returns the exit status the husk command should exit with
+ * (the command's, 128+N, ...) or -1 with *err set (its status field says
+ * which exit status to use). In dry-run mode, writes the report to `out`. */
+struct _IO_FILE;
+HUSK_API int husk_run(struct husk_plan *plan, struct _IO_FILE *dry_run_out,
+	struct husk_err *err);
+
+HUSK_API const char *husk_version(void);
+
+#endif

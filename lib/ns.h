@@ -1,0 +1,67 @@
+/* ns.h: internal interfaces between the pieces of `husk run`. */
+#ifndef HUSK_NS_H
+#define HUSK_NS_H
+
+#include "husk.h"
+
+#include <signal.h>
+
+/* One mount of the container, in the order they are made. */
+struct husk_mnt {
+	char *src;           /* host path, for messages and dry-run */
+	char *dst;           /* container path, normalised */
+	int src_fd;          /* O_PATH, opened inside our mount namespace */
+	bool ro, nodev, optional, generated;
+	const char *why;     /* "default", "--bind", "HUSK_BIND", "generated" */
+};
+
+/* Everything `husk run` decided before touching the system, plus the fds the
+ * supervisor opens; shared by the three processes of a launch. */
+struct husk_setup {
+	struct husk_plan *plan;
+	struct husk_image img;
+	struct husk_mnt *mnts;
+	size_t n_mnts;
+	struct husk_env env;         /* the command's final environment */
+	char *passwd, *group;        /* generated identity files */
+	char *host_cwd;              /* the caller's working directory */
+	char *cwd;                   /* wanted working directory inside */
+	char *home;                  /* $HOME (host), or NULL */
+	char **argv;                 /* command to run */
+	uid_t uid;
+	gid_t gid;
+	sigset_t old_mask;           /* the caller's signal mask, restored for exec */
+	double t0;                   /* start time, for -v phase timing */
+	/* Filled in by the supervisor (inside the namespaces): */
+	int proc_fd;
+	int stage_fd;                /* our private tmpfs, holding the mounts below */
+	const char *stage_path;
+	int dir_image_fd;            /* directory image, reopened inside the namespace */
+};
+
+/* root.c: run in the child; assembles the root, pivots, execs. Returns only
+ * on failure. */
+int husk_container_exec(struct husk_setup *s, struct husk_err *err);
+
+/* userns.c */
+int husk_userns_enter(bool fake_root, uid_t uid, gid_t gid, struct husk_err *err);
+
+/* privs.c */
+int husk_drop_privileges(bool keep_caps, struct husk_err *err);
+
+/* identity.c: /etc/passwd and /etc/group with the user's entries. */
+int husk_identity_files(struct husk_image *img, bool fake_root, uid_t uid, gid_t gid,
+	const char *home, char **passwd, char **group, struct husk_err *err);
+
+/* mounts.c */
+enum husk_bind_attr { BIND_RO = 1, BIND_NODEV = 2 };
+int husk_bind_fd(int src_fd, int dst_fd, unsigned attrs, struct husk_err *err,
+	const char *what);
+int husk_setattr_fd(int fd, bool recursive, bool ro, bool nodev);
+int husk_mount_tmpfs(int dir_fd, const char *opts);
+
+/* supervise.c */
+int husk_kill_descendants(int proc_fd, pid_t root, int sig);
+int husk_signals_forwarded(int *sigs, int max);
+
+#endif

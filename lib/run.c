@@ -1,0 +1,639 @@
+/* run.c: `husk run`, from a plan to an exit status.
+ *
+ * A launch is three processes:
+ *
+ *   husk (top)      stays in the host's namespaces; forwards signals to the
+ *    |              supervisor and exits with its status. It is a child
+ *    |              subreaper, so if the supervisor is killed it still finds
+ *    |              and kills whatever is left.
+ *    +- supervisor  unshares the user and mount namespaces, mounts the image
+ *        |          (serving SquashFS over FUSE in its threads), is a child
+ *        |          subreaper, forwards signals to the command, and when the
+ *        |          command exits, ends every leftover process (SIGTERM, then
+ *        |          SIGKILL after a grace period) before exiting with its
+ *        |          status. If the top process dies (even by SIGKILL) its end
+ *        |          of a pipe closes, and the supervisor kills everything.
+ *        +- command assembles the root, pivots into it and execs.
+ *
+ * Nothing is mounted outside the launch's own mount namespace, and no file is
+ * written outside its private tmpfs: when the last process is gone, the kernel
+ * takes the namespace and every mount with it. */
+#include "husk_config.h"
+#include "husk.h"
+#include "ns.h"
+#include "sqfs.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define ENV_FILE_MAX (1 << 20)
+
+void husk_plan_init(struct husk_plan *plan)
+{
+	memset(plan, 0, sizeof(*plan));
+	husk_env_init(&plan->env_cli);
+	plan->kill_grace_ms = 2000;
+}
+
+void husk_plan_free(struct husk_plan *plan)
+{
+	for (size_t i = 0; i < plan->n_binds; i++)
+		husk_bind_free(&plan->binds[i]);
+	free(plan->binds);
+	free(plan->env_files);
+	husk_env_free(&plan->env_cli);
+}
+
+const char *husk_version(void)
+{
+	return PACKAGE_VERSION;
+}
+
+/* ---- planning (no system changes) ----------------------------------- */
+
+static int build_env(struct husk_setup *s, struct husk_err *err)
+{
+	struct husk_plan *p = s->plan;
+	autofree char *text = NULL;
+	size_t len;
+	int r;
+
+	husk_env_init(&s->env);
+	for (char **e = environ; *e; e++)
+		if (strchr(*e, '=') && (!p->clean_env || husk_env_keep_clean(*e)))
+			husk_env_put(&s->env, *e);
+	if (p->clean_env || !husk_env_get(&s->env, "PATH"))
+		husk_env_set(&s->env, "PATH", DEFAULT_PATH);
+	/* The image's own environment overrides the host's. */
+	r = husk_image_read_file(&s->img, "/.husk/environment", &text, &len, ENV_FILE_MAX, err);
+	if (r < 0)
+		return -1;
+	if (r == 0 && husk_env_parse(&s->env, text, len, "image environment "
+	    "'/.husk/environment'", err) < 0)
+		return -1;
+	for (size_t i = 0; i < p->n_env_files; i++) {
+		autofree char *ftext = NULL;
+		autofree char *what = husk_strdup_printf("--env-file '%s'", p->env_files[i]);
+		if (husk_read_fileat(AT_FDCWD, p->env_files[i], &ftext, &len, ENV_FILE_MAX) < 0)
+			return husk_err_set(err, errno, "--env-file '%s'", p->env_files[i]);
+		if (husk_env_parse(&s->env, ftext, len, what, err) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < p->env_cli.n; i++)
+		husk_env_put(&s->env, p->env_cli.vars[i]);
+	husk_env_set(&s->env, "HUSK_CONTAINER", "1");
+	husk_env_set(&s->env, "HUSK_IMAGE", s->img.path);
+	if (s->home)
+		husk_env_set(&s->env, "HOME", s->home);
+	return 0;
+}
+
+static struct husk_mnt *add_mnt(struct husk_setup *s, const char *src, const char *dst,
+	const char *why)
+{
+	struct husk_mnt *m, *v = realloc(s->mnts, (s->n_mnts + 1) * sizeof(*v));
+
+	if (!v)
+		return NULL;
+	s->mnts = v;
+	m = &v[s->n_mnts++];
+	memset(m, 0, sizeof(*m));
+	m->src = strdup(src);
+	m->dst = husk_path_normalize(dst);
+	m->src_fd = -1;
+	m->nodev = true;
+	m->why = why;
+	return m;
+}
+
+/* Is path equal to or below dir? */
+static bool under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0' || !strcmp(dir, "/"));
+}
+
+/* Directories whose host copy must never hide the image's. */
+static bool system_dir(const char *path)
+{
+	static const char *const sys[] = { "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+		"/libx32", "/etc", "/var", "/opt", "/boot", "/run", "/proc", "/sys", "/dev",
+		"/srv", NULL };
+
+	if (!strcmp(path, "/"))
+		return true;
+	for (int i = 0; sys[i]; i++)
+		if (under(path, sys[i]))
+			return true;
+	return false;
+}
+
+static int build_mounts(struct husk_setup *s, struct husk_err *err)
+{
+	struct husk_plan *p = s->plan;
+	struct husk_mnt *m;
+	bool cwd_visible;
+
+	if (!add_mnt(s, "/proc", "/proc", "default") || !add_mnt(s, "/sys", "/sys", "default"))
+		return husk_err_set(err, ENOMEM, "mount list");
+	if (!(m = add_mnt(s, "/dev", "/dev", "default")))
+		return husk_err_set(err, ENOMEM, "mount list");
+	m->nodev = false;  /* device nodes must work: /dev/null, GPUs, InfiniBand */
+	if (!(m = add_mnt(s, "/tmp", "/tmp", "default")))
+		return husk_err_set(err, ENOMEM, "mount list");
+	if (s->home && !p->no_home) {
+		if (system_dir(s->home)) {
+			husk_warn("not binding HOME '%s': it is a system directory", s->home);
+		} else if (!(m = add_mnt(s, s->home, s->home, "default"))) {
+			return husk_err_set(err, ENOMEM, "mount list");
+		} else {
+			m->optional = true;
+		}
+	}
+	cwd_visible = under(s->host_cwd, "/tmp") ||
+		(s->home && !p->no_home && under(s->host_cwd, s->home));
+	if (!cwd_visible && !system_dir(s->host_cwd)) {
+		if (!(m = add_mnt(s, s->host_cwd, s->host_cwd, "default")))
+			return husk_err_set(err, ENOMEM, "mount list");
+		m->optional = true;
+	}
+	if (!(m = add_mnt(s, "/etc/hosts", "/etc/hosts", "default")))
+		return husk_err_set(err, ENOMEM, "mount list");
+	m->ro = m->optional = true;
+	if (!(m = add_mnt(s, "/etc/resolv.conf", "/etc/resolv.conf", "default")))
+		return husk_err_set(err, ENOMEM, "mount list");
+	m->ro = m->optional = true;
+	if (!(m = add_mnt(s, "passwd", "/etc/passwd", "generated")))
+		return husk_err_set(err, ENOMEM, "mount list");
+	m->ro = m->generated = true;
+	if (!(m = add_mnt(s, "group", "/etc/group", "generated")))
+		return husk_err_set(err, ENOMEM, "mount list");
+	m->ro = m->generated = true;
+	for (size_t i = 0; i < p->n_binds; i++) {
+		struct stat st;
+		if (stat(p->binds[i].src, &st) < 0) {
+			husk_err_set(err, errno, "bind source '%s' (%s)", p->binds[i].src,
+				p->binds[i].why ? p->binds[i].why : "--bind");
+			husk_err_hint(err, "create it on the host or fix the bind");
+			return -1;
+		}
+		if (!(m = add_mnt(s, p->binds[i].src, p->binds[i].dst,
+		    p->binds[i].why ? p->binds[i].why : "--bind")))
+			return husk_err_set(err, ENOMEM, "mount list");
+		m->ro = p->binds[i].ro;
+	}
+	return 0;
+}
+
+static int plan_launch(struct husk_setup *s, struct husk_err *err)
+{
+	struct husk_plan *p = s->plan;
+	const char *home = getenv("HOME");
+	char cwd[PATH_MAX];
+
+	s->uid = getuid();
+	s->gid = getgid();
+	if (!getcwd(cwd, sizeof(cwd)))
+		snprintf(cwd, sizeof(cwd), "/");
+	s->host_cwd = strdup(cwd);
+	s->home = home && home[0] == '/' ? husk_path_normalize(home) : NULL;
+	if (p->cwd && p->cwd[0] != '/')
+		return husk_err_set(err, 0, "--cwd '%s': not an absolute path; give the directory "
+			"as seen inside the container", p->cwd);
+	s->cwd = strdup(p->cwd ? p->cwd : cwd);
+	if (husk_image_open(&s->img, p->image_path, err) < 0)
+		return -1;
+	if (build_env(s, err) < 0 || build_mounts(s, err) < 0)
+		return -1;
+	if (husk_identity_files(&s->img, p->fake_root, s->uid, s->gid, s->home, &s->passwd,
+	    &s->group, err) < 0)
+		return -1;
+	s->argv = p->argv;
+	return 0;
+}
+
+static void dry_run_report(struct husk_setup *s, FILE *out)
+{
+	struct husk_plan *p = s->plan;
+
+	fprintf(out, "image: %s (%s, mounted read-only, nosuid, nodev)\n", s->img.path,
+		s->img.kind == HUSK_IMAGE_SQUASHFS ? "SquashFS, served by husk over FUSE" :
+		"directory");
+	fprintf(out, "ids inside: uid %u gid %u%s\n", p->fake_root ? 0 : (unsigned)s->uid,
+		p->fake_root ? 0 : (unsigned)s->gid, p->fake_root ? " (--fake-root)" : "");
+	fprintf(out, "root: %s\n", p->writable_tmpfs ? "overlay with a writable tmpfs layer" :
+		"read-only (an overlay adds mount points missing from the image)");
+	fprintf(out, "mounts:\n");
+	for (size_t i = 0; i < s->n_mnts; i++) {
+		struct husk_mnt *m = &s->mnts[i];
+		fprintf(out, "  %-24s -> %-24s %s,nosuid%s%s  [%s]\n",
+			m->generated ? "(generated)" : m->src, m->dst, m->ro ? "ro" : "rw",
+			m->nodev ? ",nodev" : "", m->optional ? ",optional" : "", m->why);
+	}
+	fprintf(out, "cwd: %s\n", s->cwd);
+	fprintf(out, "command:");
+	for (char **a = s->argv; *a; a++)
+		fprintf(out, " %s", *a);
+	fprintf(out, "\nenvironment:\n");
+	for (size_t i = 0; i < s->env.n; i++)
+		fprintf(out, "  %s\n", s->env.vars[i]);
+}
+
+static void setup_free(struct husk_setup *s)
+{
+	for (size_t i = 0; i < s->n_mnts; i++) {
+		free(s->mnts[i].src);
+		free(s->mnts[i].dst);
+		if (s->mnts[i].src_fd >= 0)
+			close(s->mnts[i].src_fd);
+	}
+	free(s->mnts);
+	husk_env_free(&s->env);
+	husk_image_close(&s->img);
+	free(s->passwd);
+	free(s->group);
+	free(s->host_cwd);
+	free(s->cwd);
+	free(s->home);
+}
+
+/* ---- the supervisor (inside the namespaces) ------------------------- */
+
+/* Open every host path we need while the host's tree is still in view (the
+ * stage is mounted over one of its directories next). */
+static int open_sources(struct husk_setup *s, struct husk_err *err)
+{
+	if (s->img.kind == HUSK_IMAGE_DIR) {
+		/* Opened again: a bind needs a mount of our own namespace, and the
+		 * first fd was opened in the host's. */
+		s->dir_image_fd = open(s->img.path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (s->dir_image_fd < 0)
+			return husk_err_set(err, errno, "image '%s'", s->img.path);
+	}
+	for (size_t i = 0; i < s->n_mnts; i++) {
+		struct husk_mnt *m = &s->mnts[i];
+		if (m->generated)
+			continue;
+		m->src_fd = open(m->src, O_PATH | O_CLOEXEC);
+		if (m->src_fd < 0) {
+			if (m->optional) {
+				husk_debug("skipping %s mount '%s': %s", m->why, m->src, strerror(errno));
+				continue;
+			}
+			husk_err_set(err, errno, "bind source '%s' (%s)", m->src, m->why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A private tmpfs over an existing host directory, in our mount namespace
+ * only: it holds the image mount point, the overlay layers and the generated
+ * files, and vanishes with the namespace, so nothing is left on the host. */
+static int make_stage(struct husk_setup *s, struct husk_err *err)
+{
+	static const char *const anchors[] = { "/tmp", "/var/tmp", "/mnt", "/dev", NULL };
+
+	for (int i = 0; anchors[i]; i++) {
+		autoclose int fd = open(anchors[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (husk_mount_tmpfs(fd, "mode=0700") < 0)
+			return husk_err_set(err, errno, "cannot mount the private staging tmpfs on '%s'",
+				anchors[i]);
+		s->stage_fd = open(anchors[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (s->stage_fd < 0)
+			return husk_err_set(err, errno, "cannot open the staging tmpfs");
+		s->stage_path = anchors[i];
+		return 0;
+	}
+	return husk_err_set(err, 0, "no directory to hold the staging tmpfs (tried /tmp, /var/tmp, "
+		"/mnt, /dev)");
+}
+
+static int write_generated(struct husk_setup *s, struct husk_err *err)
+{
+	autoclose int dir = openat(s->stage_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dir < 0 || husk_write_fileat(dir, "passwd", s->passwd, 0644) < 0 ||
+	    husk_write_fileat(dir, "group", s->group, 0644) < 0)
+		return husk_err_set(err, errno, "cannot write the generated /etc/passwd");
+	for (size_t i = 0; i < s->n_mnts; i++)
+		if (s->mnts[i].generated &&
+		    (s->mnts[i].src_fd = openat(dir, s->mnts[i].src, O_PATH | O_CLOEXEC)) < 0)
+			return husk_err_set(err, errno, "cannot open the generated '%s'", s->mnts[i].dst);
+	return 0;
+}
+
+static int mount_image(struct husk_setup *s, struct husk_sqfs_server **srv,
+	struct husk_err *err)
+{
+	autoclose int target = -1;
+
+	if (mkdirat(s->stage_fd, "root", 0755) < 0 ||
+	    (target = openat(s->stage_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return husk_err_set(err, errno, "cannot create the image mount point");
+	if (s->img.kind == HUSK_IMAGE_SQUASHFS)
+		return husk_sqfs_server_mount(srv, s->img.fd, target, err);
+	return husk_bind_fd(s->dir_image_fd, target, BIND_RO | BIND_NODEV, err, "the image");
+}
+
+struct child_report {
+	struct husk_err err;
+};
+
+static void child_main(struct husk_setup *s, int report_fd, pid_t supervisor)
+{
+	struct child_report rep;
+
+	memset(&rep, 0, sizeof(rep));
+	/* If the supervisor dies, so do we (and it kills the rest). */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != supervisor)
+		_exit(HUSK_EXIT_FAILURE);
+	husk_container_exec(s, &rep.err);
+	husk_write_all(report_fd, &rep, sizeof(rep));
+	_exit(rep.err.status ? rep.err.status : HUSK_EXIT_FAILURE);
+}
+
+static int status_code(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return HUSK_EXIT_FAILURE;
+}
+
+static int signal_fd(void)
+{
+	sigset_t set;
+	int sigs[32], n = husk_signals_forwarded(sigs, 32);
+
+	sigemptyset(&set);
+	for (int i = 0; i < n; i++)
+		sigaddset(&set, sigs[i]);
+	sigaddset(&set, SIGCHLD);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* Read what the child reported about a failed setup or exec, if anything. */
+static void read_report(int fd, struct child_report *rep, size_t *got, bool *have, bool *eof)
+{
+	ssize_t r = read(fd, (char *)rep + *got, sizeof(*rep) - *got);
+
+	if (r > 0 && (*got += (size_t)r) == sizeof(*rep))
+		*have = true;
+	if (r <= 0 || *have)
+		*eof = true;
+}
+
+/* Wait for the command and everything it left; returns its exit status. */
+static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_fd,
+	struct husk_err *err)
+{
+	autoclose int sfd = signal_fd();
+	bool cmd_done = false, have_report = false, report_eof = false;
+	int cmd_status = 0, phase = 0;   /* 0 running, 1 SIGTERM sent, 2 SIGKILL sent */
+	double deadline = 0;
+	struct child_report rep;
+	size_t got = 0;
+
+	if (sfd < 0)
+		return husk_err_set(err, errno, "signalfd");
+	for (;;) {
+		struct pollfd pfd[3] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = death_fd, .events = POLLIN },
+			{ .fd = report_eof ? -1 : report_fd, .events = POLLIN },
+		};
+		int timeout = -1;
+
+		if (cmd_done) {
+			if (phase == 0) {
+				int n = husk_kill_descendants(s->proc_fd, getpid(), SIGTERM);
+				if (n > 0)
+					husk_debug("sent SIGTERM to %d leftover process(es)", n);
+				phase = n > 0 ? 1 : 2;
+				deadline = husk_now_ms() + s->plan->kill_grace_ms;
+			}
+			if (phase == 1 && husk_now_ms() >= deadline) {
+				int n = husk_kill_descendants(s->proc_fd, getpid(), SIGKILL);
+				if (n > 0)
+					husk_debug("sent SIGKILL to %d leftover process(es)", n);
+				phase = 2;
+			}
+			if (phase == 2) {
+				/* Leftovers may fork until killed: kill again, then reap all. */
+				while (husk_kill_descendants(s->proc_fd, getpid(), SIGKILL) > 0)
+					while (waitpid(-1, NULL, WNOHANG) > 0)
+						;
+				while (waitpid(-1, NULL, 0) > 0)
+					;
+			}
+			if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) {
+				if (!report_eof)
+					read_report(report_fd, &rep, &got, &have_report, &report_eof);
+				if (have_report) {
+					*err = rep.err;
+					return -1;
+				}
+				return status_code(cmd_status);
+			}
+			if (phase == 1) {
+				double left = deadline - husk_now_ms();
+				timeout = left > 0 ? (int)left + 1 : 0;
+			}
+		}
+		if (poll(pfd, 3, timeout) < 0 && errno != EINTR)
+			return husk_err_set(err, errno, "poll");
+		if (pfd[1].revents) {
+			/* The top husk process is gone (killed): take everything down. */
+			while (husk_kill_descendants(s->proc_fd, getpid(), SIGKILL) > 0)
+				while (waitpid(-1, NULL, WNOHANG) > 0)
+					;
+			while (waitpid(-1, NULL, 0) > 0)
+				;
+			_exit(137);
+		}
+		if (pfd[2].revents)
+			read_report(report_fd, &rep, &got, &have_report, &report_eof);
+		if (pfd[0].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				/* Only what the top process relays: a signal sent to the
+				 * whole process group or by the terminal reached the
+				 * command directly already. */
+				if (si.ssi_signo != SIGCHLD && !cmd_done && (pid_t)si.ssi_pid == getppid())
+					kill(cmd, (int)si.ssi_signo);
+			}
+		}
+		for (;;) {
+			int st;
+			pid_t pid = waitpid(-1, &st, WNOHANG);
+			if (pid <= 0)
+				break;
+			if (pid == cmd) {
+				cmd_done = true;
+				cmd_status = st;
+				husk_debug("command exited with status %d at %.2f ms", status_code(st),
+					husk_now_ms() - s->t0);
+			}
+		}
+	}
+}
+
+static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *err)
+{
+	struct husk_sqfs_server *srv = NULL;
+	int report[2];
+	pid_t cmd;
+
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	s->proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s->proc_fd < 0)
+		return husk_err_set(err, errno, "cannot open '/proc'");
+	if (husk_userns_enter(s->plan->fake_root, s->uid, s->gid, err) < 0)
+		return -1;
+	husk_info("namespaces at %.2f ms", husk_now_ms() - s->t0);
+	if (open_sources(s, err) < 0 || make_stage(s, err) < 0 || write_generated(s, err) < 0 ||
+	    mount_image(s, &srv, err) < 0)
+		return -1;
+	husk_info("image mounted at %.2f ms", husk_now_ms() - s->t0);
+	if (pipe2(report, O_CLOEXEC) < 0)
+		return husk_err_set(err, errno, "pipe");
+	cmd = fork();
+	if (cmd < 0)
+		return husk_err_set(err, errno, "fork");
+	if (cmd == 0) {
+		close(report[0]);
+		close(death_fd);
+		child_main(s, report[1], getppid());
+	}
+	close(report[1]);
+	/* FUSE threads only now: the child was forked from a single thread. */
+	if (srv && husk_sqfs_server_start(srv, err) < 0) {
+		kill(cmd, SIGKILL);
+		return -1;
+	}
+	return supervise(s, cmd, report[0], death_fd, err);
+}
+
+/* ---- the top process ---------------------------------------------- */
+
+static int top_main(struct husk_setup *s, pid_t sup, struct husk_err *err)
+{
+	sigset_t set;
+	int sigs[32], n = husk_signals_forwarded(sigs, 32);
+	int status = HUSK_EXIT_FAILURE;
+	bool sup_done = false;
+
+	sigemptyset(&set);
+	for (int i = 0; i < n; i++)
+		sigaddset(&set, sigs[i]);
+	sigaddset(&set, SIGCHLD);
+	for (;;) {
+		siginfo_t si;
+		if (sigwaitinfo(&set, &si) < 0) {
+			if (errno == EINTR)
+				continue;
+			return husk_err_set(err, errno, "sigwaitinfo");
+		}
+		if (si.si_signo != SIGCHLD) {
+			/* Signals from the terminal (SI_KERNEL) went to the whole
+			 * foreground process group, the command included. */
+			if (!sup_done && si.si_code != SI_KERNEL)
+				kill(sup, si.si_signo);
+			continue;
+		}
+		for (;;) {
+			int st;
+			pid_t pid = waitpid(-1, &st, WNOHANG);
+			if (pid <= 0)
+				break;
+			if (pid == sup) {
+				sup_done = true;
+				status = status_code(st);
+			}
+		}
+		if (sup_done) {
+			/* Normally nothing is left. If the supervisor was killed, its
+			 * orphans came to us (we are a subreaper). */
+			int pfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+			while (pfd >= 0 && husk_kill_descendants(pfd, getpid(), SIGKILL) > 0)
+				while (waitpid(-1, NULL, WNOHANG) > 0)
+					;
+			while (waitpid(-1, NULL, 0) > 0)
+				;
+			if (pfd >= 0)
+				close(pfd);
+			return status;
+		}
+	}
+}
+
+int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
+{
+	struct husk_setup s;
+	sigset_t block;
+	int death[2], sigs[32], n, ret;
+	pid_t sup;
+
+	memset(&s, 0, sizeof(s));
+	s.plan = plan;
+	s.t0 = husk_now_ms();
+	s.proc_fd = s.stage_fd = s.dir_image_fd = -1;
+	if (husk_check_privilege(err) < 0)
+		return -1;
+	if (plan_launch(&s, err) < 0) {
+		setup_free(&s);
+		return -1;
+	}
+	husk_info("planned at %.2f ms", husk_now_ms() - s.t0);
+	if (plan->dry_run) {
+		dry_run_report(&s, dry_run_out);
+		setup_free(&s);
+		return 0;
+	}
+	sigemptyset(&block);
+	n = husk_signals_forwarded(sigs, 32);
+	for (int i = 0; i < n; i++)
+		sigaddset(&block, sigs[i]);
+	sigaddset(&block, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &block, &s.old_mask) < 0 || pipe2(death, O_CLOEXEC) < 0) {
+		setup_free(&s);
+		return husk_err_set(err, errno, "cannot prepare the launch");
+	}
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	fflush(NULL);
+	sup = fork();
+	if (sup < 0) {
+		setup_free(&s);
+		return husk_err_set(err, errno, "fork");
+	}
+	if (sup == 0) {
+		close(death[1]);
+		ret = supervisor_main(&s, death[0], err);
+		/* Returned: the status (or the error) goes back to the command. */
+		return ret;
+	}
+	close(death[0]);
+	ret = top_main(&s, sup, err);
+	close(death[1]);
+	sigprocmask(SIG_SETMASK, &s.old_mask, NULL);
+	setup_free(&s);
+	return ret;
+}

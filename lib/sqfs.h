@@ -1,0 +1,25 @@
+/* sqfs.h: SquashFS images through libsquashfuse: a reader for small files
+ * (no mount needed) and the FUSE server that husk runs in-process. */
+#ifndef HUSK_SQFS_H
+#define HUSK_SQFS_H
+
+#include "husk.h"
+
+struct sqfs_reader;
+/* Validate the image open on fd (superblock, size, compression, root inode). */
+int husk_sqfs_reader_open(struct sqfs_reader **out, int fd, const char *path,
+	struct husk_err *err);
+void husk_sqfs_reader_close(struct sqfs_reader *r);
+int husk_sqfs_reader_read(struct sqfs_reader *r, const char *path, char **buf, size_t *len,
+	size_t max);
+
+struct husk_sqfs_server;
+/* Mount the image open on image_fd at the directory target_fd (O_PATH), read
+ * only, nosuid, nodev, in the current (user-owned) mount namespace. Nothing
+ * serves requests until husk_sqfs_server_start(). */
+int husk_sqfs_server_mount(struct husk_sqfs_server **out, int image_fd, int target_fd,
+	struct husk_err *err);
+/* Start serving in background threads (call after fork). */
+int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err);
+
+#endif

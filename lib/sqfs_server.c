@@ -1,0 +1,670 @@
+/* sqfs_server.c: SquashFS images, served by husk itself over FUSE.
+ *
+ * libsquashfuse decodes the image; husk supplies its own low-level FUSE
+ * operations so that it can be fast on a read-only image:
+ *   - Debian's libsquashfuse (0.1.104) keeps block caches that are not thread
+ *     safe, so each FUSE worker thread owns a private `sqfs` instance on the
+ *     shared image fd (pread only). On 64-bit systems the mapping between
+ *     FUSE inode numbers and SquashFS inode ids is pure arithmetic, so the
+ *     instances need no shared state and decompression runs in parallel.
+ *   - The image never changes while mounted, so entries, attributes and
+ *     negative lookups (ENOENT, frequent in language runtimes' module search)
+ *     are cached by the kernel for as long as the mount lives.
+ *   - open and opendir are left unimplemented with FUSE_CAP_NO_OPEN_SUPPORT
+ *     and FUSE_CAP_NO_OPENDIR_SUPPORT: the kernel (4.19+ / 5.1+) then skips
+ *     the open/release round trips and treats every file as FOPEN_KEEP_CACHE
+ *     and every directory as FOPEN_CACHE_DIR, so pages and listings stay in
+ *     the page cache.
+ * The mount is done with mount(2) on an fd we opened (O_CLOEXEC), which is
+ * allowed inside a user namespace since Linux 4.18; no fusermount3. */
+#include "husk_config.h"
+
+/* squashfuse's headers bring their own config.h with FUSE_USE_VERSION 32;
+ * include them first and choose the libfuse API level afterwards. */
+#include <squashfuse/squashfuse.h>
+#undef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 312
+#include <fuse3/fuse_lowlevel.h>
+
+#include "blockcache.h"
+#include "husk.h"
+#include "sqfs.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+/* Cache lifetime for a read-only image: effectively "until unmounted". */
+#define FOREVER 1e9
+/* Per-thread block caches: data blocks and fragment blocks (128 KiB each by
+ * default). Reads arrive as page-cache misses, often overlapping a block. */
+#define DATA_CACHE_BLOCKS 16
+#define FRAG_CACHE_BLOCKS 16
+/* Blocks held by the shared cache (128 KiB each by default). */
+#define SHARED_CACHE_BLOCKS 128
+
+/* ---- the reader: one `sqfs` plus its fd ------------------------------ */
+
+struct sqfs_reader {
+	sqfs fs;
+	int fd;
+};
+
+static const char *sqfs_err_text(sqfs_err e)
+{
+	switch (e) {
+	case SQFS_BADFORMAT: return "not a valid SquashFS image (bad superblock)";
+	case SQFS_BADVERSION: return "unsupported SquashFS version (need 4.0)";
+	case SQFS_BADCOMP: return "compression not supported by this libsquashfuse";
+	case SQFS_UNSUP: return "unsupported feature";
+	default: return "corrupt or truncated image";
+	}
+}
+
+static int reader_init(struct sqfs_reader *r, int fd)
+{
+	sqfs_err e;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = fd;
+	if ((e = sqfs_init(&r->fs, fd, 0)) != SQFS_OK)
+		return e;
+	/* Bigger block caches than the library's defaults. */
+	sqfs_cache_destroy(&r->fs.data_cache);
+	sqfs_cache_destroy(&r->fs.frag_cache);
+	if (sqfs_block_cache_init(&r->fs.data_cache, DATA_CACHE_BLOCKS) ||
+	    sqfs_block_cache_init(&r->fs.frag_cache, FRAG_CACHE_BLOCKS)) {
+		sqfs_destroy(&r->fs);
+		return SQFS_ERR;
+	}
+	return SQFS_OK;
+}
+
+int husk_sqfs_reader_open(struct sqfs_reader **out, int fd, const char *path,
+	struct husk_err *err)
+{
+	struct sqfs_reader *r = calloc(1, sizeof(*r));
+	struct stat st;
+	sqfs_inode root;
+	sqfs_err e;
+
+	if (!r)
+		return husk_err_set(err, ENOMEM, "image '%s'", path);
+	if ((e = reader_init(r, fd)) != SQFS_OK) {
+		free(r);
+		husk_err_set(err, 0, "image '%s': %s", path, sqfs_err_text(e));
+		husk_err_hint(err, "rebuild it with mksquashfs (gzip, xz, lz4, lzo or zstd)");
+		return -1;
+	}
+	/* A truncated image has a valid superblock but ends early: say so now,
+	 * instead of an I/O error in the middle of the job. */
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < r->fs.sb.bytes_used) {
+		husk_err_set(err, 0, "image '%s': truncated: %lld bytes, but its superblock says "
+			"%llu", path, (long long)st.st_size, (unsigned long long)r->fs.sb.bytes_used);
+		husk_err_hint(err, "copy the image again");
+		husk_sqfs_reader_close(r);
+		return -1;
+	}
+	if (sqfs_inode_get(&r->fs, &root, sqfs_inode_root(&r->fs)) != SQFS_OK ||
+	    !S_ISDIR(root.base.mode | sqfs_mode(root.base.inode_type))) {
+		husk_err_set(err, 0, "image '%s': corrupt: cannot read the root directory", path);
+		husk_err_hint(err, "rebuild or copy the image again");
+		husk_sqfs_reader_close(r);
+		return -1;
+	}
+	*out = r;
+	return 0;
+}
+
+void husk_sqfs_reader_close(struct sqfs_reader *r)
+{
+	if (!r)
+		return;
+	sqfs_destroy(&r->fs);
+	free(r);
+}
+
+int husk_sqfs_reader_read(struct sqfs_reader *r, const char *path, char **buf, size_t *len,
+	size_t max)
+{
+	sqfs_inode inode;
+	bool found = false;
+	sqfs_off_t size;
+	char *b;
+
+	if (sqfs_inode_get(&r->fs, &inode, sqfs_inode_root(&r->fs)) ||
+	    sqfs_lookup_path(&r->fs, &inode, path, &found)) {
+		errno = EIO;
+		return -1;
+	}
+	if (!found)
+		return 1;
+	if (!S_ISREG(inode.base.mode | sqfs_mode(inode.base.inode_type))) {
+		errno = EISDIR;
+		return -1;
+	}
+	if (inode.xtra.reg.file_size > max) {
+		errno = EFBIG;
+		return -1;
+	}
+	size = (sqfs_off_t)inode.xtra.reg.file_size;
+	if (!(b = malloc((size_t)size + 1)))
+		return -1;
+	if (sqfs_read_range(&r->fs, &inode, 0, &size, b)) {
+		free(b);
+		errno = EIO;
+		return -1;
+	}
+	b[size] = '\0';
+	*buf = b;
+	if (len)
+		*len = (size_t)size;
+	return 0;
+}
+
+/* ---- the server ------------------------------------------------------- */
+
+struct husk_sqfs_server {
+	int image_fd;
+	int fuse_fd;
+	struct fuse_session *se;
+	pthread_key_t key;          /* the calling worker's struct sqfs_reader */
+	pthread_t loop;
+	struct husk_bcache *cache;   /* decompressed data blocks, shared */
+	bool has_xattrs;
+	unsigned uid, gid;          /* owner reported for files (the image's) */
+};
+
+static void reader_free(void *p)
+{
+	husk_sqfs_reader_close(p);
+}
+
+/* The calling thread's private reader, created on first use. */
+static sqfs *thread_fs(fuse_req_t req)
+{
+	struct husk_sqfs_server *srv = fuse_req_userdata(req);
+	struct sqfs_reader *r = pthread_getspecific(srv->key);
+
+	if (!r) {
+		if (!(r = malloc(sizeof(*r))))
+			return NULL;
+		if (reader_init(r, srv->image_fd) != SQFS_OK) {
+			free(r);
+			return NULL;
+		}
+		pthread_setspecific(srv->key, r);
+	}
+	return &r->fs;
+}
+
+/* 64-bit inode mapping: the FUSE root is 1; SquashFS inode id 0 would clash
+ * with "no inode", and ids 1 and 2 never occur (an inode header is larger). */
+static sqfs_inode_id ino_to_id(sqfs *fs, fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return sqfs_inode_root(fs);
+	return ino == 2 ? 0 : (sqfs_inode_id)ino;
+}
+
+static fuse_ino_t id_to_ino(sqfs *fs, sqfs_inode_id id)
+{
+	if (id == sqfs_inode_root(fs))
+		return FUSE_ROOT_ID;
+	return id == 0 ? 2 : (fuse_ino_t)id;
+}
+
+static int inode_stat(sqfs *fs, sqfs_inode *inode, fuse_ino_t ino, struct stat *st)
+{
+	sqfs_id_t id;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = inode->base.mode | sqfs_mode(inode->base.inode_type);
+	st->st_nlink = inode->nlink;
+	st->st_mtime = st->st_ctime = st->st_atime = (time_t)inode->base.mtime;
+	if (sqfs_id_get(fs, inode->base.uid, &id))
+		return -1;
+	st->st_uid = id;
+	if (sqfs_id_get(fs, inode->base.guid, &id))
+		return -1;
+	st->st_gid = id;
+	if (S_ISREG(st->st_mode)) {
+		st->st_size = (off_t)inode->xtra.reg.file_size;
+		st->st_blocks = (blkcnt_t)((inode->xtra.reg.file_size + 511) / 512);
+	} else if (S_ISLNK(st->st_mode)) {
+		st->st_size = (off_t)inode->xtra.symlink_size;
+	} else if (S_ISDIR(st->st_mode)) {
+		st->st_size = inode->xtra.dir.dir_size;
+	} else if (S_ISBLK(st->st_mode) || S_ISCHR(st->st_mode)) {
+		st->st_rdev = makedev((unsigned)inode->xtra.dev.major, (unsigned)inode->xtra.dev.minor);
+	}
+	st->st_blksize = (blksize_t)fs->sb.block_size;
+	return 0;
+}
+
+static int get_inode(fuse_req_t req, fuse_ino_t ino, sqfs **fsp, sqfs_inode *inode)
+{
+	sqfs *fs = thread_fs(req);
+
+	if (!fs) {
+		fuse_reply_err(req, ENOMEM);
+		return -1;
+	}
+	if (sqfs_inode_get(fs, inode, ino_to_id(fs, ino))) {
+		fuse_reply_err(req, EIO);
+		return -1;
+	}
+	inode->base.mode |= sqfs_mode(inode->base.inode_type);
+	*fsp = fs;
+	return 0;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	const unsigned want = FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT |
+		FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS;
+
+	conn->want |= conn->capable & want;
+	/* No writes ever: no need for the kernel to ask about flushes or locks. */
+	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	conn->max_readahead = 1u << 20;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	sqfs_inode dir, inode;
+	sqfs_dir_entry entry;
+	sqfs_name namebuf;
+	bool found = false;
+	sqfs *fs;
+
+	if (get_inode(req, parent, &fs, &dir))
+		return;
+	if (!S_ISDIR(dir.base.mode)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	sqfs_dentry_init(&entry, namebuf);
+	if (sqfs_dir_lookup(fs, &dir, name, strlen(name), &entry, &found)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.entry_timeout = FOREVER;
+	if (!found) {
+		/* ino 0 with a timeout: a negative entry the kernel caches. */
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	e.ino = id_to_ino(fs, sqfs_dentry_inode(&entry));
+	if (sqfs_inode_get(fs, &inode, sqfs_dentry_inode(&entry)) ||
+	    inode_stat(fs, &inode, e.ino, &e.attr)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	e.attr_timeout = FOREVER;
+	fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	sqfs_inode inode;
+	struct stat st;
+	sqfs *fs;
+
+	if (get_inode(req, ino, &fs, &inode))
+		return;
+	if (inode_stat(fs, &inode, ino, &st))
+		fuse_reply_err(req, EIO);
+	else
+		fuse_reply_attr(req, &st, FOREVER);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char target[4097];
+	size_t size = sizeof(target);
+	sqfs_inode inode;
+	sqfs *fs;
+
+	if (get_inode(req, ino, &fs, &inode))
+		return;
+	if (!S_ISLNK(inode.base.mode))
+		fuse_reply_err(req, EINVAL);
+	else if (inode.xtra.symlink_size >= sizeof(target))
+		fuse_reply_err(req, ENAMETOOLONG);
+	else if (sqfs_readlink(fs, &inode, target, &size))
+		fuse_reply_err(req, EIO);
+	else
+		fuse_reply_readlink(req, target);
+}
+
+/* Reused reply buffer of the calling thread. */
+static __thread char *tls_buf;
+static __thread size_t tls_cap;
+
+static char *thread_buf(size_t size)
+{
+	if (size > tls_cap) {
+		char *b = realloc(tls_buf, size);
+		if (!b)
+			return NULL;
+		tls_buf = b;
+		tls_cap = size;
+	}
+	return tls_buf;
+}
+
+/* Decompress one data block for the shared cache (runs outside its lock). */
+static int fill_block(void *ctx, uint64_t pos, uint32_t hdr, char **data, size_t *size)
+{
+	sqfs_block *block = NULL;
+
+	if (sqfs_data_block_read(ctx, (sqfs_off_t)pos, hdr, &block) != SQFS_OK)
+		return -1;
+	*data = block->data;   /* take the buffer over */
+	*size = block->size;
+	free(block);
+	return 0;
+}
+
+/* Copy [off, off+size) of a regular file into buf through the shared cache.
+ * Returns the number of bytes, or -1. */
+static ssize_t read_range(struct husk_sqfs_server *srv, sqfs *fs, sqfs_inode *inode,
+	off_t off, size_t size, char *buf)
+{
+	uint64_t file_size = inode->xtra.reg.file_size;
+	size_t bs = fs->sb.block_size, done = 0;
+	sqfs_blocklist bl;
+
+	if ((uint64_t)off >= file_size)
+		return 0;
+	if (size > file_size - (uint64_t)off)
+		size = (size_t)(file_size - (uint64_t)off);
+	if (sqfs_blockidx_blocklist(fs, inode, &bl, off))
+		return -1;
+	while (done < size) {
+		uint64_t at = (uint64_t)off + done;
+		size_t in_block = (size_t)(at % bs), take;
+		struct husk_blk blk = { 0 };
+		void *h = NULL;
+		uint32_t frag_off = 0;
+
+		if (bl.remain == 0) {
+			/* The tail of the file lives in a fragment block. */
+			struct squashfs_fragment_entry frag;
+			if (inode->xtra.reg.frag_idx == SQUASHFS_INVALID_FRAG ||
+			    sqfs_frag_entry(fs, &frag, inode->xtra.reg.frag_idx))
+				return -1;
+			if (!(h = husk_bcache_get(srv->cache, frag.start_block, frag.size, fill_block, fs,
+			    &blk)))
+				return -1;
+			frag_off = inode->xtra.reg.frag_off;
+		} else {
+			if (sqfs_blocklist_next(&bl))
+				return -1;
+			if (bl.pos + bs <= at)
+				continue;
+			if (bl.input_size != 0 &&
+			    !(h = husk_bcache_get(srv->cache, bl.block, bl.header, fill_block, fs, &blk)))
+				return -1;
+		}
+		take = bs - in_block;
+		if (take > size - done)
+			take = size - done;
+		if (!h) {
+			memset(buf + done, 0, take);   /* a hole */
+		} else {
+			if (frag_off + in_block + take > blk.size) {
+				husk_bcache_put(srv->cache, h);
+				return -1;
+			}
+			memcpy(buf + done, blk.data + frag_off + in_block, take);
+			husk_bcache_put(srv->cache, h);
+		}
+		done += take;
+	}
+	return (ssize_t)done;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	struct fuse_file_info *fi)
+{
+	struct husk_sqfs_server *srv = fuse_req_userdata(req);
+	sqfs_inode inode;
+	ssize_t got;
+	char *buf;
+	sqfs *fs;
+
+	if (get_inode(req, ino, &fs, &inode))
+		return;
+	if (!S_ISREG(inode.base.mode)) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (!(buf = thread_buf(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	got = read_range(srv, fs, &inode, off, size, buf);
+	if (got < 0)
+		fuse_reply_err(req, EIO);
+	else
+		fuse_reply_buf(req, buf, (size_t)got);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	struct fuse_file_info *fi)
+{
+	sqfs_inode inode;
+	sqfs_dir dir;
+	sqfs_dir_entry entry;
+	sqfs_name namebuf;
+	sqfs_err serr = SQFS_OK;
+	size_t used = 0;
+	char *buf;
+	sqfs *fs;
+
+	if (get_inode(req, ino, &fs, &inode))
+		return;
+	if (!S_ISDIR(inode.base.mode)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (sqfs_dir_open(fs, &inode, &dir, off)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (!(buf = thread_buf(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	sqfs_dentry_init(&entry, namebuf);
+	while (sqfs_dir_next(fs, &dir, &entry, &serr)) {
+		struct stat st = { 0 };
+		size_t esize;
+
+		st.st_ino = id_to_ino(fs, sqfs_dentry_inode(&entry));
+		st.st_mode = sqfs_dentry_mode(&entry);
+		esize = fuse_add_direntry(req, buf + used, size - used, sqfs_dentry_name(&entry), &st,
+			(off_t)sqfs_dentry_next_offset(&entry));
+		if (esize > size - used)
+			break;
+		used += esize;
+	}
+	if (serr)
+		fuse_reply_err(req, EIO);
+	else
+		fuse_reply_buf(req, buf, used);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct husk_sqfs_server *srv = fuse_req_userdata(req);
+	sqfs_inode inode;
+	size_t real = size;
+	char *buf;
+	sqfs *fs;
+
+	if (!srv->has_xattrs) {
+		/* ENOSYS once: the kernel stops asking for the rest of the mount. */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if (get_inode(req, ino, &fs, &inode))
+		return;
+	if (!(buf = malloc(size ? size : 1))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (sqfs_xattr_lookup(fs, &inode, name, buf, &real))
+		fuse_reply_err(req, EIO);
+	else if (real == 0)
+		fuse_reply_err(req, ENODATA);
+	else if (size == 0)
+		fuse_reply_xattr(req, real);
+	else if (size < real)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, real);
+	free(buf);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv = { 0 };
+	sqfs *fs = thread_fs(req);
+
+	if (!fs) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	sv.f_bsize = sv.f_frsize = fs->sb.block_size;
+	sv.f_blocks = (fsblkcnt_t)((fs->sb.bytes_used + fs->sb.block_size - 1) / fs->sb.block_size);
+	sv.f_files = fs->sb.inodes;
+	sv.f_namemax = SQUASHFS_NAME_LEN;
+	sv.f_flag = ST_RDONLY;
+	fuse_reply_statfs(req, &sv);
+}
+
+static const struct fuse_lowlevel_ops sqfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.readlink = op_readlink,
+	.read = op_read,
+	.readdir = op_readdir,
+	.getxattr = op_getxattr,
+	.statfs = op_statfs,
+};
+
+int husk_sqfs_server_mount(struct husk_sqfs_server **out, int image_fd, int target_fd,
+	struct husk_err *err)
+{
+	char *argv[] = { "husk", NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
+	struct husk_sqfs_server *srv;
+	struct sqfs_reader probe;
+	char opts[256], target[64], fdpath[64];
+
+	if (!(srv = calloc(1, sizeof(*srv))))
+		return husk_err_set(err, ENOMEM, "SquashFS server");
+	srv->image_fd = image_fd;
+	srv->fuse_fd = -1;
+	if (reader_init(&probe, image_fd) != SQFS_OK) {
+		free(srv);
+		return husk_err_set(err, 0, "SquashFS image: cannot read its superblock");
+	}
+	srv->has_xattrs = probe.fs.sb.xattr_id_table_start != (uint64_t)SQUASHFS_INVALID_BLK &&
+		probe.fs.xattr_info.xattr_ids > 0;
+	sqfs_destroy(&probe.fs);
+	if (!(srv->cache = husk_bcache_new(SHARED_CACHE_BLOCKS)) ||
+	    pthread_key_create(&srv->key, reader_free)) {
+		husk_bcache_free(srv->cache);
+		free(srv);
+		return husk_err_set(err, EAGAIN, "SquashFS server");
+	}
+	srv->fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (srv->fuse_fd < 0) {
+		int e = errno;
+		free(srv);
+		husk_err_set(err, e, "cannot open '/dev/fuse'");
+		if (e == EACCES || e == EPERM)
+			husk_err_hint(err, "FUSE needs /dev/fuse mode 0666 (Debian's fuse3 package "
+				"sets it; an admin can run 'chmod 0666 /dev/fuse'), or use a directory image");
+		else if (e == ENOENT || e == ENODEV)
+			husk_err_hint(err, "load the fuse kernel module ('modprobe fuse'), or use a "
+				"directory image");
+		return -1;
+	}
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,"
+		"allow_other,default_permissions,max_read=1048576", srv->fuse_fd,
+		(unsigned)getuid(), (unsigned)getgid());
+	snprintf(target, sizeof(target), "/proc/self/fd/%d", target_fd);
+	if (mount("husk", target, "fuse.husk", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0) {
+		int e = errno;
+		close(srv->fuse_fd);
+		free(srv);
+		husk_err_set(err, e, "cannot mount the SquashFS image with FUSE");
+		if (e == EPERM)
+			husk_err_hint(err, "unprivileged FUSE mounts need Linux 4.18 or later; "
+				"or use a directory image");
+		return -1;
+	}
+	if (!(srv->se = fuse_session_new(&args, &sqfs_ops, sizeof(sqfs_ops), srv))) {
+		umount2(target, MNT_DETACH);
+		close(srv->fuse_fd);
+		free(srv);
+		return husk_err_set(err, 0, "cannot create the FUSE session");
+	}
+	/* libfuse takes over an fd we mounted ourselves through "/dev/fd/N". */
+	snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", srv->fuse_fd);
+	if (fuse_session_mount(srv->se, fdpath) != 0) {
+		fuse_session_destroy(srv->se);
+		umount2(target, MNT_DETACH);
+		free(srv);
+		return husk_err_set(err, 0, "cannot attach the FUSE session to its device");
+	}
+	fuse_opt_free_args(&args);
+	*out = srv;
+	return 0;
+}
+
+static void *serve(void *p)
+{
+	struct husk_sqfs_server *srv = p;
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+
+	if (cfg) {
+		/* Keep a few workers warm: decompression is the CPU-bound part. */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		fuse_loop_cfg_set_idle_threads(cfg, ncpu > 2 ? (unsigned)ncpu : 2);
+		fuse_loop_cfg_set_max_threads(cfg, ncpu > 4 ? (unsigned)ncpu * 2 : 8);
+		fuse_loop_cfg_set_clone_fd(cfg, 0);
+	}
+	fuse_session_loop_mt(srv->se, cfg);
+	if (cfg)
+		fuse_loop_cfg_destroy(cfg);
+	return NULL;
+}
+
+int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err)
+{
+	pthread_attr_t attr;
+	int e;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	e = pthread_create(&srv->loop, &attr, serve, srv);
+	pthread_attr_destroy(&attr);
+	if (e)
+		return husk_err_set(err, e, "cannot start the SquashFS server thread");
+	return 0;
+}

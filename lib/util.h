@@ -1,0 +1,32 @@
+/* util.h: small helpers shared inside libhusk: scope-bound cleanup of fds,
+ * memory and FILE*, string building, whole-file reads, and a monotonic clock. */
+#ifndef HUSK_UTIL_H
+#define HUSK_UTIL_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static inline void husk_freep(void *p) { free(*(void **)p); }
+static inline void husk_closep(int *fd) { if (*fd >= 0) { int e = errno; close(*fd); errno = e; } }
+static inline void husk_fclosep(FILE **f) { if (*f) fclose(*f); }
+
+/* Variables released when they go out of scope; steal_fd/steal_ptr hand over. */
+#define autofree __attribute__((cleanup(husk_freep)))
+#define autoclose __attribute__((cleanup(husk_closep)))
+#define autofclose __attribute__((cleanup(husk_fclosep)))
+
+static inline int steal_fd(int *fd) { int r = *fd; *fd = -1; return r; }
+#define steal_ptr(pp) ({ __typeof__(*(pp)) _p = *(pp); *(pp) = NULL; _p; })
+
+char *husk_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Read a whole file (at most max bytes) at dirfd/path; NUL-terminated. */
+int husk_read_fileat(int dirfd, const char *path, char **buf, size_t *len, size_t max);
+int husk_read_fd(int fd, char **buf, size_t *len, size_t max);
+int husk_write_all(int fd, const void *buf, size_t len);
+int husk_write_fileat(int dirfd, const char *path, const char *text, mode_t mode);
+double husk_now_ms(void);
+const char *husk_errno_name(int e);
+
+#endif
