@@ -135,6 +135,43 @@ int husk_bind_fd(int src_fd, int dst_fd, unsigned attrs, struct husk_err *err,
 	return 0;
 }
 
+int husk_clone_tree(int fd)
+{
+	if (new_api_missing) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+		AT_EMPTY_PATH | AT_RECURSIVE);
+	if (tree < 0 && errno == ENOSYS)
+		new_api_missing = true;
+	return tree;
+}
+
+int husk_attach_tree(int tree, int dst_fd, unsigned attrs, struct husk_err *err,
+	const char *what)
+{
+	unsigned long long set = MOUNT_ATTR_NOSUID | (attrs & BIND_RO ? MOUNT_ATTR_RDONLY : 0) |
+		(attrs & BIND_NODEV ? MOUNT_ATTR_NODEV : 0);
+
+	/* Attributes first, while nobody can see the tree: no window where a
+	 * read-only bind is writable. ENOSYS (before 5.12): remount afterwards. */
+	if (setattr_new(tree, true, set) < 0 && errno != ENOSYS)
+		return husk_err_set(err, errno, "cannot set mount flags on %s", what);
+	if (syscall(SYS_move_mount, tree, "", dst_fd, "", MOVE_MOUNT_F_EMPTY_PATH |
+	    MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return husk_err_set(err, errno, "cannot mount %s", what);
+	if (errno == ENOSYS) {
+		char dst[64];
+		autoclose int top = -1;
+		snprintf(dst, sizeof(dst), "/proc/self/fd/%d", dst_fd);
+		if ((top = open(dst, O_PATH | O_CLOEXEC)) < 0 ||
+		    remount_old(top, attrs & BIND_RO, attrs & BIND_NODEV) < 0)
+			return husk_err_set(err, errno, "cannot set mount flags on %s", what);
+	}
+	return 0;
+}
+
 int husk_mount_tmpfs(int dir_fd, const char *opts)
 {
 	char path[64];

@@ -10,7 +10,9 @@
 struct husk_mnt {
 	char *src;           /* host path, for messages and dry-run */
 	char *dst;           /* container path, normalised */
-	int src_fd;          /* O_PATH, opened inside our mount namespace */
+	int src_fd;          /* a detached clone of the source tree (open_tree), or an
+	                      * O_PATH fd on kernels without the new mount API */
+	bool detached;       /* src_fd is a detached tree: attach it once */
 	bool ro, nodev, optional, generated;
 	const char *why;     /* "default", "--bind", "HUSK_BIND", "generated" */
 };
@@ -37,6 +39,7 @@ struct husk_setup {
 	int stage_fd;                /* our private tmpfs, holding the mounts below */
 	const char *stage_path;
 	int dir_image_fd;            /* directory image, reopened inside the namespace */
+	bool dir_image_detached;     /* ... as a detached tree */
 };
 
 /* root.c: run in the child; assembles the root, pivots, execs. Returns only
@@ -56,6 +59,11 @@ int husk_identity_files(struct husk_image *img, bool fake_root, uid_t uid, gid_t
 /* mounts.c */
 enum husk_bind_attr { BIND_RO = 1, BIND_NODEV = 2 };
 int husk_bind_fd(int src_fd, int dst_fd, unsigned attrs, struct husk_err *err,
+	const char *what);
+/* Clone the mount tree at fd into a detached tree (-1 with ENOSYS before 5.2). */
+int husk_clone_tree(int fd);
+/* Attach a detached tree (from husk_clone_tree) on dst_fd with attributes. */
+int husk_attach_tree(int tree_fd, int dst_fd, unsigned attrs, struct husk_err *err,
 	const char *what);
 int husk_setattr_fd(int fd, bool recursive, bool ro, bool nodev);
 int husk_mount_tmpfs(int dir_fd, const char *opts);

@@ -248,8 +248,8 @@ static int mount_one(struct husk_setup *s, struct husk_mnt *m, int root_fd,
 			m->src, kind(sst.st_mode), m->dst, kind(dst.st_mode));
 	}
 	snprintf(what, sizeof(what), "'%s' on '%s'", m->src, m->dst);
-	if (husk_bind_fd(m->src_fd, dfd, (m->ro ? BIND_RO : 0) | (m->nodev ? BIND_NODEV : 0),
-	    err, what) < 0)
+	if ((m->detached ? husk_attach_tree : husk_bind_fd)(m->src_fd, dfd,
+	    (m->ro ? BIND_RO : 0) | (m->nodev ? BIND_NODEV : 0), err, what) < 0)
 		return -1;
 	husk_debug("mounted %s%s%s", what, m->ro ? " read-only" : "", created ? " (created)" : "");
 	return 0;
@@ -321,6 +321,12 @@ static void exec_command(struct husk_setup *s, struct husk_err *err)
 		err->status = HUSK_EXIT_NOTFOUND;
 	} else {
 		husk_err_set(err, saved, "cannot execute '%s'", cmd);
+		if (saved == EIO) {
+			husk_err_hint(err, "the image '%s' is damaged; rebuild or copy it again",
+				s->img.path);
+			err->status = HUSK_EXIT_FAILURE;
+			return;
+		}
 		if (saved == EACCES)
 			husk_err_hint(err, "it is not executable, or lies on a noexec mount");
 		err->status = HUSK_EXIT_NOEXEC;

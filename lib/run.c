@@ -272,6 +272,18 @@ static void setup_free(struct husk_setup *s)
 
 /* ---- the supervisor (inside the namespaces) ------------------------- */
 
+/* Replace an O_PATH fd by a detached clone of its tree, when the kernel can. */
+static void clone_source(int *fd, bool *detached)
+{
+	int tree = husk_clone_tree(*fd);
+
+	if (tree >= 0) {
+		close(*fd);
+		*fd = tree;
+		*detached = true;
+	}
+}
+
 /* Open every host path we need while the host's tree is still in view (the
  * stage is mounted over one of its directories next). */
 static int open_sources(struct husk_setup *s, struct husk_err *err)
@@ -282,7 +294,11 @@ static int open_sources(struct husk_setup *s, struct husk_err *err)
 		s->dir_image_fd = open(s->img.path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (s->dir_image_fd < 0)
 			return husk_err_set(err, errno, "image '%s'", s->img.path);
+		clone_source(&s->dir_image_fd, &s->dir_image_detached);
 	}
+	/* Each source becomes a detached copy of its mount tree now: the staging
+	 * tmpfs mounted next must not show up inside a recursive bind of, say,
+	 * the host's /tmp. */
 	for (size_t i = 0; i < s->n_mnts; i++) {
 		struct husk_mnt *m = &s->mnts[i];
 		if (m->generated)
@@ -296,6 +312,7 @@ static int open_sources(struct husk_setup *s, struct husk_err *err)
 			husk_err_set(err, errno, "bind source '%s' (%s)", m->src, m->why);
 			return -1;
 		}
+		clone_source(&m->src_fd, &m->detached);
 	}
 	return 0;
 }
@@ -308,8 +325,18 @@ static int make_stage(struct husk_setup *s, struct husk_err *err)
 	static const char *const anchors[] = { "/tmp", "/var/tmp", "/mnt", "/dev", NULL };
 
 	for (int i = 0; anchors[i]; i++) {
-		autoclose int fd = open(anchors[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
+		autoclose int fd = -1;
+		bool covered = false;
+		/* Without detached clones (kernels before 5.2), a recursive bind of
+		 * a source at or above the anchor would include the stage. */
+		for (size_t j = 0; j < s->n_mnts; j++)
+			if (s->mnts[j].src_fd >= 0 && !s->mnts[j].detached && !s->mnts[j].generated &&
+			    under(anchors[i], s->mnts[j].src))
+				covered = true;
+		if (covered || (s->img.kind == HUSK_IMAGE_DIR && !s->dir_image_detached &&
+		    under(anchors[i], s->img.path)))
+			continue;
+		if ((fd = open(anchors[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 			continue;
 		if (husk_mount_tmpfs(fd, "mode=0700") < 0)
 			return husk_err_set(err, errno, "cannot mount the private staging tmpfs on '%s'",
@@ -335,6 +362,8 @@ static int write_generated(struct husk_setup *s, struct husk_err *err)
 		if (s->mnts[i].generated &&
 		    (s->mnts[i].src_fd = openat(dir, s->mnts[i].src, O_PATH | O_CLOEXEC)) < 0)
 			return husk_err_set(err, errno, "cannot open the generated '%s'", s->mnts[i].dst);
+		else if (s->mnts[i].generated)
+			clone_source(&s->mnts[i].src_fd, &s->mnts[i].detached);
 	return 0;
 }
 
@@ -348,6 +377,8 @@ static int mount_image(struct husk_setup *s, struct husk_sqfs_server **srv,
 		return husk_err_set(err, errno, "cannot create the image mount point");
 	if (s->img.kind == HUSK_IMAGE_SQUASHFS)
 		return husk_sqfs_server_mount(srv, s->img.fd, target, err);
+	if (s->dir_image_detached)
+		return husk_attach_tree(s->dir_image_fd, target, BIND_RO | BIND_NODEV, err, "the image");
 	return husk_bind_fd(s->dir_image_fd, target, BIND_RO | BIND_NODEV, err, "the image");
 }
 

@@ -95,19 +95,28 @@ int husk_sqfs_reader_open(struct sqfs_reader **out, int fd, const char *path,
 
 	if (!r)
 		return husk_err_set(err, ENOMEM, "image '%s'", path);
+	/* A truncated image has a valid superblock but ends early: say so before
+	 * anything reads past the end. bytes_used is a little-endian u64 at 40. */
+	{
+		unsigned char sb[48];
+		uint64_t used = 0;
+		if (pread(fd, sb, sizeof(sb), 0) == (ssize_t)sizeof(sb) && fstat(fd, &st) == 0) {
+			for (int i = 7; i >= 0; i--)
+				used = (used << 8) | sb[40 + i];
+			if ((uint64_t)st.st_size < used) {
+				free(r);
+				husk_err_set(err, 0, "image '%s': truncated: the file has %lld bytes, its "
+					"superblock says %llu", path, (long long)st.st_size,
+					(unsigned long long)used);
+				husk_err_hint(err, "copy the image again");
+				return -1;
+			}
+		}
+	}
 	if ((e = reader_init(r, fd)) != SQFS_OK) {
 		free(r);
 		husk_err_set(err, 0, "image '%s': %s", path, sqfs_err_text(e));
 		husk_err_hint(err, "rebuild it with mksquashfs (gzip, xz, lz4, lzo or zstd)");
-		return -1;
-	}
-	/* A truncated image has a valid superblock but ends early: say so now,
-	 * instead of an I/O error in the middle of the job. */
-	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < r->fs.sb.bytes_used) {
-		husk_err_set(err, 0, "image '%s': truncated: %lld bytes, but its superblock says "
-			"%llu", path, (long long)st.st_size, (unsigned long long)r->fs.sb.bytes_used);
-		husk_err_hint(err, "copy the image again");
-		husk_sqfs_reader_close(r);
 		return -1;
 	}
 	if (sqfs_inode_get(&r->fs, &root, sqfs_inode_root(&r->fs)) != SQFS_OK ||
@@ -362,13 +371,25 @@ static char *thread_buf(size_t size)
 	return tls_buf;
 }
 
+/* Say once per mount where the image is damaged; readers get EIO. */
+static void report_corruption(uint64_t pos)
+{
+	static int reported;
+
+	if (__atomic_exchange_n(&reported, 1, __ATOMIC_RELAXED) == 0)
+		husk_warn("the SquashFS image is corrupt: a data block at byte %llu does not "
+			"decompress; rebuild or copy the image again", (unsigned long long)pos);
+}
+
 /* Decompress one data block for the shared cache (runs outside its lock). */
 static int fill_block(void *ctx, uint64_t pos, uint32_t hdr, char **data, size_t *size)
 {
 	sqfs_block *block = NULL;
 
-	if (sqfs_data_block_read(ctx, (sqfs_off_t)pos, hdr, &block) != SQFS_OK)
+	if (sqfs_data_block_read(ctx, (sqfs_off_t)pos, hdr, &block) != SQFS_OK) {
+		report_corruption(pos);
 		return -1;
+	}
 	*data = block->data;   /* take the buffer over */
 	*size = block->size;
 	free(block);
