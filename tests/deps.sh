@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install what husk needs to build and test on Debian 12 (run as root).
+# Build: compiler, autotools, the libraries configure looks for.
+# Tests: busybox-static and squashfs-tools for the test images, fuse3 for
+# /dev/fuse, util-linux's setpriv to run tests as an ordinary user.
+set -eu
+PKGS="build-essential autoconf automake libtool pkg-config
+      libsquashfuse-dev libfuse3-dev fuse3 libcap-dev libhwloc-dev uuid-dev
+      squashfs-tools busybox-static util-linux procps"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "tests/deps.sh: run as root (it installs Debian packages): sudo $0" >&2
+	exit 1
+fi
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "tests/deps.sh: installing:$missing"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
