@@ -32,8 +32,8 @@ void help_run(bool shell)
 {
 	if (shell)
 		printf("Usage: husk shell [OPTIONS] IMAGE\n\n"
-		       "Start an interactive shell (/bin/sh) inside IMAGE. Takes the options of\n"
-		       "'husk run'.\n\n");
+		       "Start an interactive shell inside IMAGE: $SHELL when the image has it,\n"
+		       "otherwise /bin/sh. Takes the options of 'husk run'.\n\n");
 	else
 		printf("Usage: husk run [OPTIONS] IMAGE [--] COMMAND [ARG...]\n\n"
 		       "Run COMMAND inside IMAGE (a directory or a SquashFS file), as yourself,\n"
@@ -43,9 +43,10 @@ void help_run(bool shell)
 	       "                                repeatable; also HUSK_BIND=SPEC,SPEC,...\n"
 	       "  -e, --env NAME=VALUE          set a variable inside; repeatable\n"
 	       "      --env-file FILE           set variables from FILE (NAME=VALUE lines)\n"
-	       "      --clean-env               start from a minimal environment (keeps HOME,\n"
-	       "                                USER, TERM, LANG, LC_*, TZ and SLURM_*, PMIX_*,\n"
-	       "                                PMI_*, OMPI_* for MPI wire-up)\n"
+	       "      --clean-env               start from a minimal environment: HOME, USER,\n"
+	       "                                LOGNAME, TERM, LANG, LC_*, TZ, a default PATH, and\n"
+	       "                                for MPI wire-up SLURM_*, SLURMD_*, PMIX_*, PMI_*,\n"
+	       "                                OMPI_*, PRTE_*, OPAL_*, HYDRA_*, MPI_LOCAL*\n"
 	       "      --cwd DIR                 working directory inside (default: the current\n"
 	       "                                one, bound in when it is not a system directory)\n"
 	       "      --no-home                 do not bind $HOME\n"
@@ -114,7 +115,8 @@ int cmd_run(int argc, char **argv, bool shell)
 	struct husk_plan plan;
 	struct husk_err err = { 0 };
 	char cwd[PATH_MAX];
-	char *shell_argv[] = { "/bin/sh", NULL };
+	char *shell_argv[] = { getenv("SHELL") && getenv("SHELL")[0] == '/' ? getenv("SHELL") :
+		"/bin/sh", NULL };
 	int verbosity = 0, c, status;
 	bool quiet = false;
 
@@ -173,6 +175,7 @@ int cmd_run(int argc, char **argv, bool shell)
 		if (optind < argc)
 			return cli_usage_error(name, "'husk shell' takes no command; use 'husk run'");
 		plan.argv = shell_argv;
+		plan.shell_mode = "/bin/sh";
 	} else {
 		if (optind >= argc)
 			return cli_usage_error(name, "no command given after the image");

@@ -101,11 +101,12 @@ const char *husk_env_get(const struct husk_env *env, const char *name)
 
 bool husk_env_keep_clean(const char *nv)
 {
+	/* The user's identity and locale, and what MPI launchers and Slurm pass
+	 * to wire ranks up (Open MPI/PRRTE/PMIx, MPICH's Hydra, Slurm). */
 	static const char *const exact[] = { "HOME", "USER", "LOGNAME", "TERM", "LANG", "TZ",
-		"DISPLAY", "COLORTERM", NULL };
+		"MPI_LOCALNRANKS", "MPI_LOCALRANKID", NULL };
 	static const char *const prefix[] = { "LC_", "SLURM_", "SLURMD_", "PMIX_", "PMI_",
-		"OMPI_", "PRTE_", "OPAL_", "HYDRA_", "MPI_LOCALNRANKS", "MPI_LOCALRANKID",
-		"HUSK_", NULL };
+		"OMPI_", "PRTE_", "OPAL_", "HYDRA_", NULL };
 	const char *eq = strchr(nv, '=');
 	size_t len = eq ? (size_t)(eq - nv) : strlen(nv);
 

@@ -151,7 +151,7 @@ struct husk_plan {
 	bool writable_tmpfs;
 	bool dry_run;
 	const char *cwd;          /* --cwd, or NULL to keep the caller's */
-	const char *shell_mode;   /* non-NULL for `husk shell`: command is the shell */
+	const char *shell_mode;   /* `husk shell`: the fallback when argv[0] is missing */
 	int kill_grace_ms;        /* leftover processes: SIGTERM, then SIGKILL after this */
 	/* Filled by the run: */
 	char **dry_run_out;       /* not used */

@@ -299,6 +299,14 @@ static void exec_command(struct husk_setup *s, struct husk_err *err)
 	if (strchr(cmd, '/')) {
 		execve(cmd, s->argv, s->env.vars);
 		saved = errno;
+		if (saved == ENOENT && s->plan->shell_mode) {
+			/* husk shell: $SHELL is not in the image; use its /bin/sh. */
+			husk_debug("'%s' is not in the image; starting '%s'", cmd, s->plan->shell_mode);
+			s->argv[0] = (char *)s->plan->shell_mode;
+			execve(s->argv[0], s->argv, s->env.vars);
+			saved = errno;
+			cmd = s->argv[0];
+		}
 	} else {
 		autofree char *copy = strdup(path ? path : "/usr/local/bin:/usr/bin:/bin");
 		char *save = NULL;

@@ -95,6 +95,9 @@ int main(void)
 	CHECK("clean env drops LD_LIBRARY_PATH", !husk_env_keep_clean("LD_LIBRARY_PATH=/x"));
 	CHECK("clean env drops PATH", !husk_env_keep_clean("PATH=/x"));
 	CHECK("clean env drops HOMEX", !husk_env_keep_clean("HOMEX=1"));
+	CHECK("clean env drops HUSK_BIND", !husk_env_keep_clean("HUSK_BIND=/x"));
+	CHECK("clean env drops DISPLAY", !husk_env_keep_clean("DISPLAY=:0"));
+	CHECK("clean env keeps MPI_LOCALRANKID", husk_env_keep_clean("MPI_LOCALRANKID=0"));
 	CHECK("name check accepts _X1", husk_env_name_ok("_X1", 3));
 	CHECK("name check rejects empty", !husk_env_name_ok("", 0));
 	return unit_done();

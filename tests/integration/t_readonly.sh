@@ -1,0 +1,68 @@
+#!/bin/bash
+# The image is read-only; --writable-tmpfs makes it writable for one run only.
+. "$(dirname "$0")/lib.sh"
+
+cp "$IMG_SQFS" "$SCRATCH/tiny.sqfs.copy"
+
+# write_all IMG [OPTION...]: try writes in the image, one probe per path.
+write_all() {
+	local img=$1
+	shift
+	run_husk run "$@" "$img" -- sh -c \
+		'for p in /usr/bin/x /etc/x /husk-x /bin/busybox; do echo "path=$p"; /probe write "$p"; done'
+}
+
+for kind in $KINDS; do
+	img=$(img_of "$kind")
+	case_begin "the image is read-only (EROFS) [$kind]"
+	write_all "$img"
+	want_status 0
+	# Each "path=" line is followed by that write's result.
+	for p in /usr/bin/x /etc/x /husk-x /bin/busybox; do
+		res=$(grep -Fx -A1 "path=$p" "$OUT" | sed -n 2p)
+		if [ "$res" != "write=EROFS" ]; then
+			case_fail "writing $p gave '$res', want write=EROFS"
+		fi
+	done
+	case_end
+
+	# The image's files belong to its root, which is only the caller with
+	# --fake-root; ordinary permissions still apply under --writable-tmpfs.
+	case_begin "--writable-tmpfs makes the image writable [$kind]"
+	run_husk run --writable-tmpfs --fake-root "$img" -- sh -c \
+		'/probe write /usr/bin/x; /probe write /etc/x; /probe write /husk-x; cat /usr/bin/x'
+	want_status 0
+	want_count 3 "write=ok"
+	want_line "written by probe"
+	case_end
+
+	case_begin "nothing written with --writable-tmpfs persists [$kind]"
+	run_husk run "$img" -- sh -c 'for p in /usr/bin/x /etc/x /husk-x; do test -e $p && echo "persisted=$p"; done; echo checked'
+	want_status 0
+	want_line "checked"
+	want_no_re '^persisted='
+	if [ "$kind" = dir ]; then
+		for p in usr/bin/x etc/x husk-x; do
+			want_true "$IMG_DIR/$p exists on the host" test ! -e "$IMG_DIR/$p"
+		done
+	fi
+	case_end
+
+	case_begin "the image is mounted nosuid and nodev [$kind]"
+	run_husk run "$img" -- /probe setuid-info
+	want_status 0
+	want_line "nosuid=yes"
+	want_line "nodev=yes"
+	want_line "ro=yes"
+	case_end
+done
+
+case_begin "the SquashFS file is unchanged"
+want_true "tiny.sqfs changed during the runs" cmp -s "$IMG_SQFS" "$SCRATCH/tiny.sqfs.copy"
+case_end
+
+case_begin "no leftovers after the read-only runs"
+check_leftovers
+case_end
+
+done_testing
