@@ -70,6 +70,7 @@ int husk_mount_tmpfs(int dir_fd, const char *opts);
 
 /* supervise.c */
 int husk_kill_descendants(int proc_fd, pid_t root, int sig);
+void husk_kill_all_and_reap(int proc_fd);
 int husk_signals_forwarded(int *sigs, int max);
 
 #endif

@@ -409,6 +409,22 @@ static int status_code(int st)
 	return HUSK_EXIT_FAILURE;
 }
 
+/* Reap every child that has exited; true when `which` was one of them, with
+ * its wait status in *st. */
+static bool reap(pid_t which, int *st)
+{
+	bool found = false;
+	int w;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &w, WNOHANG)) > 0)
+		if (pid == which) {
+			found = true;
+			*st = w;
+		}
+	return found;
+}
+
 static int signal_fd(void)
 {
 	sigset_t set;
@@ -467,14 +483,8 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 					husk_debug("sent SIGKILL to %d leftover process(es)", n);
 				phase = 2;
 			}
-			if (phase == 2) {
-				/* Leftovers may fork until killed: kill again, then reap all. */
-				while (husk_kill_descendants(s->proc_fd, getpid(), SIGKILL) > 0)
-					while (waitpid(-1, NULL, WNOHANG) > 0)
-						;
-				while (waitpid(-1, NULL, 0) > 0)
-					;
-			}
+			if (phase == 2)
+				husk_kill_all_and_reap(s->proc_fd);
 			if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) {
 				if (!report_eof)
 					read_report(report_fd, &rep, &got, &have_report, &report_eof);
@@ -493,11 +503,7 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 			return husk_err_set(err, errno, "poll");
 		if (pfd[1].revents) {
 			/* The top husk process is gone (killed): take everything down. */
-			while (husk_kill_descendants(s->proc_fd, getpid(), SIGKILL) > 0)
-				while (waitpid(-1, NULL, WNOHANG) > 0)
-					;
-			while (waitpid(-1, NULL, 0) > 0)
-				;
+			husk_kill_all_and_reap(s->proc_fd);
 			_exit(137);
 		}
 		if (pfd[2].revents)
@@ -512,17 +518,10 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 					kill(cmd, (int)si.ssi_signo);
 			}
 		}
-		for (;;) {
-			int st;
-			pid_t pid = waitpid(-1, &st, WNOHANG);
-			if (pid <= 0)
-				break;
-			if (pid == cmd) {
-				cmd_done = true;
-				cmd_status = st;
-				husk_debug("command exited with status %d at %.2f ms", status_code(st),
-					husk_now_ms() - s->t0);
-			}
+		if (reap(cmd, &cmd_status)) {
+			cmd_done = true;
+			husk_debug("command exited with status %d at %.2f ms", status_code(cmd_status),
+				husk_now_ms() - s->t0);
 		}
 	}
 }
@@ -590,27 +589,18 @@ static int top_main(struct husk_setup *s, pid_t sup, struct husk_err *err)
 				kill(sup, si.si_signo);
 			continue;
 		}
-		for (;;) {
-			int st;
-			pid_t pid = waitpid(-1, &st, WNOHANG);
-			if (pid <= 0)
-				break;
-			if (pid == sup) {
-				sup_done = true;
-				status = status_code(st);
-			}
+		if (reap(sup, &status)) {
+			sup_done = true;
+			status = status_code(status);
 		}
 		if (sup_done) {
 			/* Normally nothing is left. If the supervisor was killed, its
 			 * orphans came to us (we are a subreaper). */
 			int pfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-			while (pfd >= 0 && husk_kill_descendants(pfd, getpid(), SIGKILL) > 0)
-				while (waitpid(-1, NULL, WNOHANG) > 0)
-					;
-			while (waitpid(-1, NULL, 0) > 0)
-				;
-			if (pfd >= 0)
+			if (pfd >= 0) {
+				husk_kill_all_and_reap(pfd);
 				close(pfd);
+			}
 			return status;
 		}
 	}

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
 	SIGCONT, SIGWINCH, SIGALRM, SIGPWR, SIGXCPU };
@@ -131,4 +132,15 @@ int husk_kill_descendants(int proc_fd, pid_t root, int sig)
 			count++;
 	free(queue);
 	return count;
+}
+
+/* SIGKILL every descendant, again while new ones appear (a dying process may
+ * have forked), then reap until none is left. */
+void husk_kill_all_and_reap(int proc_fd)
+{
+	while (husk_kill_descendants(proc_fd, getpid(), SIGKILL) > 0)
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+	while (waitpid(-1, NULL, 0) > 0)
+		;
 }

@@ -229,7 +229,7 @@ wait_for_file() { # FILE ERE SECONDS [PID]
 		fi
 		if [ -n "$pid" ]; then
 			state=$(proc_state "$pid")
-			if [ -z "$state" ] || [ "$state" = Z ]; then
+			if ! pid_alive "$pid" || [ "$state" = Z ]; then
 				grep -Eq -e "$re" "$file" 2>/dev/null && return 0
 				diag "wait_for_file: process $pid is ${state:-gone} and '$file' has no '$re'"
 				return 1
@@ -246,12 +246,18 @@ wait_exit() { # PID SECONDS
 	local pid=$1 deadline=$((SECONDS + $2)) state
 	while [ "$SECONDS" -le "$deadline" ]; do
 		state=$(proc_state "$pid")
-		if [ -z "$state" ] || [ "$state" = Z ]; then
+		if ! pid_alive "$pid" || [ "$state" = Z ]; then
 			return 0
 		fi
 		sleep 0.02
 	done
 	return 1
+}
+
+# Is PID still there (a zombie counts)? kill -0 asks the kernel directly: a
+# read of /proc/PID/status was seen to come back empty for a live process.
+pid_alive() {
+	kill -0 "$1" 2>/dev/null
 }
 
 proc_state() {
@@ -402,3 +408,15 @@ img_of() {
 
 leftover_baseline
 cd "$STAGE" || exit 1
+
+# A husk in the background (t_signals, t_cleanup): its pid in BG_PID;
+# cleanup_bg kills it and collects its status.
+BG_PID=
+cleanup_bg() {
+	if [ -n "$BG_PID" ]; then
+		kill -KILL "$BG_PID" 2>/dev/null
+		wait "$BG_PID" 2>/dev/null
+		STATUS=$?
+	fi
+	BG_PID=
+}

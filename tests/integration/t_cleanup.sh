@@ -4,15 +4,6 @@
 # killed with SIGKILL; no mounts, no temp files.  Also 64 concurrent launches.
 . "$(dirname "$0")/lib.sh"
 
-BG_PID=
-cleanup_bg() {
-	if [ -n "$BG_PID" ]; then
-		kill -KILL "$BG_PID" 2>/dev/null
-		wait "$BG_PID" 2>/dev/null
-		STATUS=$?
-	fi
-	BG_PID=
-}
 trap cleanup_bg EXIT
 
 # A duration unique to this run, used as a marker in the command lines of the

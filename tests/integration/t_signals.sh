@@ -3,15 +3,6 @@
 # and a command killed by a forwarded signal gives 128+N.
 . "$(dirname "$0")/lib.sh"
 
-BG_PID=
-cleanup_bg() {
-	if [ -n "$BG_PID" ]; then
-		kill -KILL "$BG_PID" 2>/dev/null
-		wait "$BG_PID" 2>/dev/null
-		STATUS=$?
-	fi
-	BG_PID=
-}
 trap cleanup_bg EXIT
 
 # start_bg ARG...: husk in the background, its pid in BG_PID.  A background
