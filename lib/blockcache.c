@@ -7,8 +7,10 @@
  * decompressed once per mount: the first thread to miss inserts a "pending"
  * entry and decompresses outside the lock, others wait on a condition
  * variable; distinct blocks still decompress in parallel. Entries in use are
- * pinned by a reference count; the least recently used unpinned entries are
- * evicted above max_blocks. */
+ * pinned by a reference count; above max_blocks the least recently used
+ * unpinned entry is recycled, buffer included: fresh memory costs a page
+ * fault per page (and freeing it a TLB shootdown across CPUs), which on a
+ * virtual machine cost more than the copy itself. */
 #include "husk_config.h"
 #include "blockcache.h"
 
@@ -31,11 +33,11 @@ struct husk_bcache {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct entry **table;
-	size_t nbuckets, count, max;
+	size_t nbuckets, count, max, block_size;
 	struct entry *head, *tail;
 };
 
-struct husk_bcache *husk_bcache_new(size_t max_blocks)
+struct husk_bcache *husk_bcache_new(size_t max_blocks, size_t block_size)
 {
 	struct husk_bcache *c = calloc(1, sizeof(*c));
 
@@ -50,6 +52,7 @@ struct husk_bcache *husk_bcache_new(size_t max_blocks)
 		return NULL;
 	}
 	c->max = max_blocks;
+	c->block_size = block_size;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	return c;
@@ -105,22 +108,17 @@ static void unhash(struct husk_bcache *c, struct entry *e)
 		*pp = e->hnext;
 }
 
-/* Drop unpinned entries from the cold end while over the limit. */
-static void evict(struct husk_bcache *c)
+/* The coldest unpinned, finished entry, unhooked for reuse; NULL if none. */
+static struct entry *take_cold(struct husk_bcache *c)
 {
-	struct entry *e = c->tail;
-
-	while (c->count > c->max && e) {
-		struct entry *prev = e->prev;
+	for (struct entry *e = c->tail; e; e = e->prev)
 		if (e->refs == 0 && e->ready) {
 			lru_unlink(c, e);
 			unhash(c, e);
-			free(e->data);
-			free(e);
 			c->count--;
+			return e;
 		}
-		e = prev;
-	}
+	return NULL;
 }
 
 void *husk_bcache_get(struct husk_bcache *c, uint64_t pos, uint32_t hdr, husk_bcache_fill fill,
@@ -153,7 +151,14 @@ void *husk_bcache_get(struct husk_bcache *c, uint64_t pos, uint32_t hdr, husk_bc
 		out->size = e->size;
 		return e;
 	}
-	if (!(e = calloc(1, sizeof(*e)))) {
+	e = c->count >= c->max ? take_cold(c) : NULL;
+	if (e) {
+		char *keep = e->data;
+		memset(e, 0, sizeof(*e));
+		e->data = keep;
+	} else if (!(e = calloc(1, sizeof(*e))) ||
+	    !(e->data = malloc(c->block_size))) {
+		free(e);
 		pthread_mutex_unlock(&c->mu);
 		return NULL;
 	}
@@ -165,7 +170,7 @@ void *husk_bcache_get(struct husk_bcache *c, uint64_t pos, uint32_t hdr, husk_bc
 	c->count++;
 	pthread_mutex_unlock(&c->mu);
 
-	r = fill(ctx, pos, hdr, &e->data, &e->size);
+	r = fill(ctx, pos, hdr, e->data, c->block_size, &e->size);
 
 	pthread_mutex_lock(&c->mu);
 	e->ready = true;
@@ -184,7 +189,6 @@ void *husk_bcache_get(struct husk_bcache *c, uint64_t pos, uint32_t hdr, husk_bc
 		pthread_mutex_unlock(&c->mu);
 		return NULL;
 	}
-	evict(c);
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 	out->data = e->data;
@@ -198,7 +202,5 @@ void husk_bcache_put(struct husk_bcache *c, void *handle)
 
 	pthread_mutex_lock(&c->mu);
 	e->refs--;
-	if (c->count > c->max)
-		evict(c);
 	pthread_mutex_unlock(&c->mu);
 }

@@ -11,11 +11,14 @@ struct husk_blk {
 	size_t size;
 };
 
-/* Produce the decompressed block stored at pos (called without the lock). */
-typedef int (*husk_bcache_fill)(void *ctx, uint64_t pos, uint32_t hdr, char **data,
+/* Decompress the block stored at pos into buf (cap bytes), setting *size;
+ * called without the lock. */
+typedef int (*husk_bcache_fill)(void *ctx, uint64_t pos, uint32_t hdr, char *buf, size_t cap,
 	size_t *size);
 
-struct husk_bcache *husk_bcache_new(size_t max_blocks);
+/* max_blocks buffers of block_size bytes each, allocated as needed and then
+ * recycled: after warm-up a read touches no new memory. */
+struct husk_bcache *husk_bcache_new(size_t max_blocks, size_t block_size);
 void husk_bcache_free(struct husk_bcache *c);
 /* Look up or decompress the block at pos. Concurrent callers asking for the
  * same block wait for one decompression. Returns a handle to release, or
