@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct entry {
 	uint64_t pos;
@@ -35,7 +36,33 @@ struct husk_bcache {
 	struct entry **table;
 	size_t nbuckets, count, max, block_size;
 	struct entry *head, *tail;
+	/* Buffers come from chunks mapped with MAP_POPULATE: one system call
+	 * instead of a page fault per 4 KiB page (costly on virtual machines). */
+	char *chunks[64];
+	int n_chunks, chunk_left;
+	char *spare[16];   /* buffers of failed fills, for reuse */
+	int n_spare;
 };
+
+#define CHUNK_BLOCKS 8
+
+static char *alloc_block(struct husk_bcache *c)
+{
+	if (c->n_spare > 0)
+		return c->spare[--c->n_spare];
+	if (c->chunk_left == 0) {
+		char *m;
+		if (c->n_chunks == (int)(sizeof(c->chunks) / sizeof(c->chunks[0])))
+			return malloc(c->block_size);
+		m = mmap(NULL, CHUNK_BLOCKS * c->block_size, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (m == MAP_FAILED)
+			return malloc(c->block_size);
+		c->chunks[c->n_chunks++] = m;
+		c->chunk_left = CHUNK_BLOCKS;
+	}
+	return c->chunks[c->n_chunks - 1] + (size_t)(--c->chunk_left) * c->block_size;
+}
 
 struct husk_bcache *husk_bcache_new(size_t max_blocks, size_t block_size)
 {
@@ -66,13 +93,24 @@ void husk_bcache_free(struct husk_bcache *c)
 		return;
 	for (e = c->head; e; e = n) {
 		n = e->next;
-		free(e->data);
-		free(e);
+		free(e);     /* buffers live in the chunks */
 	}
+	for (int i = 0; i < c->n_chunks; i++)
+		munmap(c->chunks[i], CHUNK_BLOCKS * c->block_size);
 	free(c->table);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	free(c);
+}
+
+/* Give back the buffer of an entry that will not be cached (lock held). */
+static void release_block(struct husk_bcache *c, char *data)
+{
+	if (data && c->n_spare < (int)(sizeof(c->spare) / sizeof(c->spare[0])))
+		c->spare[c->n_spare++] = data;
+	/* else: kept by its chunk until the cache is freed (or leaked once if it
+	 * came from malloc after the chunks ran out; fills fail only on corrupt
+	 * images) */
 }
 
 static size_t bucket(struct husk_bcache *c, uint64_t pos)
@@ -138,7 +176,7 @@ void *husk_bcache_get(struct husk_bcache *c, uint64_t pos, uint32_t hdr, husk_bc
 		if (e->failed) {
 			/* Already unhashed by the filler; the last one out frees it. */
 			if (--e->refs == 0) {
-				free(e->data);
+				release_block(c, e->data);
 				free(e);
 			}
 			pthread_mutex_unlock(&c->mu);
@@ -157,7 +195,7 @@ void *husk_bcache_get(struct husk_bcache *c, uint64_t pos, uint32_t hdr, husk_bc
 		memset(e, 0, sizeof(*e));
 		e->data = keep;
 	} else if (!(e = calloc(1, sizeof(*e))) ||
-	    !(e->data = malloc(c->block_size))) {
+	    !(e->data = alloc_block(c))) {
 		free(e);
 		pthread_mutex_unlock(&c->mu);
 		return NULL;
@@ -183,7 +221,7 @@ void *husk_bcache_get(struct husk_bcache *c, uint64_t pos, uint32_t hdr, husk_bc
 		c->count--;
 		pthread_cond_broadcast(&c->cv);
 		if (e->refs == 0) {
-			free(e->data);
+			release_block(c, e->data);
 			free(e);
 		}
 		pthread_mutex_unlock(&c->mu);

@@ -37,6 +37,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -50,7 +51,9 @@
 /* Blocks held by the shared cache (128 KiB each by default): enough for the
  * blocks that concurrent, misaligned 128 KiB kernel reads straddle; the
  * kernel's page cache holds everything else. */
-#define SHARED_CACHE_BLOCKS 32
+#define SHARED_CACHE_BLOCKS 64
+/* Pending push-ahead jobs; more are dropped (they are only an optimisation). */
+#define PUSH_RING 512
 
 /* ---- the reader: one `sqfs` plus its fd ------------------------------ */
 
@@ -191,6 +194,13 @@ struct husk_sqfs_server {
 	struct husk_bcache *cache;   /* decompressed data blocks, shared */
 	bool has_xattrs;
 	unsigned uid, gid;          /* owner reported for files (the image's) */
+	/* Push-ahead: decompressed data the kernel did not ask for (yet). */
+	pthread_mutex_t push_mu;
+	pthread_cond_t push_cv;
+	struct push_job { fuse_ino_t ino; uint64_t id; off_t off; size_t len; } push_ring[PUSH_RING];
+	unsigned push_head, push_tail;
+	struct sqfs_reader push_reader;
+	bool pushing;
 };
 
 static void reader_free(void *p)
@@ -281,9 +291,12 @@ static int get_inode(fuse_req_t req, fuse_ino_t ino, sqfs **fsp, sqfs_inode *ino
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	const unsigned want = FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT |
-		FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS;
+		FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS |
+		FUSE_CAP_READDIRPLUS;
 
 	conn->want |= conn->capable & want;
+	/* Always "plus": the image never changes, attributes are good forever. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* No writes ever: no need for the kernel to ask about flushes or locks. */
 	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	conn->max_readahead = 1u << 20;
@@ -363,14 +376,28 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static __thread char *tls_buf;
 static __thread size_t tls_cap;
 
+/* Per-thread buffers, mapped populated (see blockcache.c) and kept. */
+static char *populated(char *old, size_t old_cap, size_t size)
+{
+	char *b = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	if (b == MAP_FAILED)
+		return NULL;
+	if (old)
+		munmap(old, old_cap);
+	return b;
+}
+
 static char *thread_buf(size_t size)
 {
 	if (size > tls_cap) {
-		char *b = realloc(tls_buf, size);
+		size_t cap = size < (256u << 10) ? (256u << 10) : size;
+		char *b = populated(tls_buf, tls_cap, cap);
 		if (!b)
 			return NULL;
 		tls_buf = b;
-		tls_cap = size;
+		tls_cap = cap;
 	}
 	return tls_buf;
 }
@@ -413,7 +440,7 @@ static int fill_block(void *ctx, uint64_t pos, uint32_t hdr, char *buf, size_t c
 		return 0;
 	}
 	if (insize > tls_in_cap) {
-		char *b = realloc(tls_in, cap);
+		char *b = populated(tls_in, tls_in_cap, cap);
 		if (!b)
 			return -1;
 		tls_in = b;
@@ -487,6 +514,76 @@ static ssize_t read_range(struct husk_sqfs_server *srv, sqfs *fs, sqfs_inode *in
 	return (ssize_t)done;
 }
 
+/* The parts of the blocks just decompressed that lie outside [off, off+len):
+ * a pusher thread stores them into the kernel's page cache, so that the
+ * faults and reads that would ask for them next never reach us. Only a
+ * thread that serves no request may do that: storing waits on page locks,
+ * which an in-flight read holds until a worker answers it. */
+static void push_job(struct husk_sqfs_server *srv, fuse_ino_t ino, off_t from, off_t to)
+{
+	if (to <= from)
+		return;
+	pthread_mutex_lock(&srv->push_mu);
+	if (srv->push_tail - srv->push_head < PUSH_RING) {
+		struct push_job *j = &srv->push_ring[srv->push_tail++ % PUSH_RING];
+		j->ino = ino;
+		j->off = from;
+		j->len = (size_t)(to - from);
+		pthread_cond_signal(&srv->push_cv);
+	}
+	pthread_mutex_unlock(&srv->push_mu);
+}
+
+static void push_rest(struct husk_sqfs_server *srv, fuse_ino_t ino, sqfs_inode *inode,
+	size_t bs, off_t off, size_t len)
+{
+	off_t size = (off_t)inode->xtra.reg.file_size;
+	off_t first = off - off % (off_t)bs, last = off + (off_t)len;
+
+	if (len == 0 || !srv->pushing)
+		return;
+	last = last % (off_t)bs ? last - last % (off_t)bs + (off_t)bs : last;
+	if (last > size)
+		last = size;
+	/* Page-aligned pieces: the kernel stores whole pages. */
+	push_job(srv, ino, first, off & ~(off_t)4095);
+	push_job(srv, ino, (off + (off_t)len + 4095) & ~(off_t)4095, last);
+}
+
+static void *pusher(void *p)
+{
+	struct husk_sqfs_server *srv = p;
+	size_t cap = srv->push_reader.fs.sb.block_size;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return NULL;
+	for (;;) {
+		struct push_job j;
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+		sqfs_inode inode;
+		ssize_t got;
+
+		pthread_mutex_lock(&srv->push_mu);
+		while (srv->push_head == srv->push_tail)
+			pthread_cond_wait(&srv->push_cv, &srv->push_mu);
+		j = srv->push_ring[srv->push_head++ % PUSH_RING];
+		pthread_mutex_unlock(&srv->push_mu);
+		if (j.len > cap)
+			j.len = cap;
+		if (sqfs_inode_get(&srv->push_reader.fs, &inode, ino_to_id(&srv->push_reader.fs, j.ino)))
+			continue;
+		got = read_range(srv, &srv->push_reader.fs, &inode, j.off, j.len, buf);
+		if (got <= 0)
+			continue;
+		bv.buf[0].mem = buf;
+		bv.buf[0].size = (size_t)got;
+		/* -ENOENT: the kernel forgot the inode; nothing to do. */
+		fuse_lowlevel_notify_store(srv->se, j.ino, j.off, &bv, 0);
+	}
+	return NULL;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fuse_file_info *fi)
 {
@@ -507,10 +604,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	got = read_range(srv, fs, &inode, off, size, buf);
-	if (got < 0)
+	if (got < 0) {
 		fuse_reply_err(req, EIO);
-	else
-		fuse_reply_buf(req, buf, (size_t)got);
+		return;
+	}
+	fuse_reply_buf(req, buf, (size_t)got);
+	push_rest(srv, ino, &inode, fs->sb.block_size, off, (size_t)got);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -548,6 +647,60 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		st.st_mode = sqfs_dentry_mode(&entry);
 		esize = fuse_add_direntry(req, buf + used, size - used, sqfs_dentry_name(&entry), &st,
 			(off_t)sqfs_dentry_next_offset(&entry));
+		if (esize > size - used)
+			break;
+		used += esize;
+	}
+	if (serr)
+		fuse_reply_err(req, EIO);
+	else
+		fuse_reply_buf(req, buf, used);
+}
+
+/* READDIRPLUS: every entry with its attributes, so that the lookups that
+ * follow a listing (a language runtime scanning its module path, find, ls
+ * -l) are answered from the kernel's dentry cache, not one round trip each. */
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	struct fuse_file_info *fi)
+{
+	sqfs_inode inode, child;
+	sqfs_dir dir;
+	sqfs_dir_entry entry;
+	sqfs_name namebuf;
+	sqfs_err serr = SQFS_OK;
+	size_t used = 0;
+	char *buf;
+	sqfs *fs;
+
+	if (get_inode(req, ino, &fs, &inode))
+		return;
+	if (!S_ISDIR(inode.base.mode)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (sqfs_dir_open(fs, &inode, &dir, off)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (!(buf = thread_buf(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	sqfs_dentry_init(&entry, namebuf);
+	while (sqfs_dir_next(fs, &dir, &entry, &serr)) {
+		struct fuse_entry_param e;
+		size_t esize;
+
+		memset(&e, 0, sizeof(e));
+		e.ino = id_to_ino(fs, sqfs_dentry_inode(&entry));
+		if (sqfs_inode_get(fs, &child, sqfs_dentry_inode(&entry)) ||
+		    inode_stat(fs, &child, e.ino, &e.attr)) {
+			serr = SQFS_ERR;
+			break;
+		}
+		e.attr_timeout = e.entry_timeout = FOREVER;
+		esize = fuse_add_direntry_plus(req, buf + used, size - used, sqfs_dentry_name(&entry),
+			&e, (off_t)sqfs_dentry_next_offset(&entry));
 		if (esize > size - used)
 			break;
 		used += esize;
@@ -614,6 +767,7 @@ static const struct fuse_lowlevel_ops sqfs_ops = {
 	.readlink = op_readlink,
 	.read = op_read,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.getxattr = op_getxattr,
 	.statfs = op_statfs,
 };
@@ -638,7 +792,9 @@ int husk_sqfs_server_mount(struct husk_sqfs_server **out, int image_fd, int targ
 	srv->has_xattrs = probe.fs.sb.xattr_id_table_start != (uint64_t)SQUASHFS_INVALID_BLK &&
 		probe.fs.xattr_info.xattr_ids > 0;
 	srv->cache = husk_bcache_new(SHARED_CACHE_BLOCKS, probe.fs.sb.block_size);
-	sqfs_destroy(&probe.fs);
+	srv->push_reader = probe;   /* kept: the pusher thread decodes with it */
+	pthread_mutex_init(&srv->push_mu, NULL);
+	pthread_cond_init(&srv->push_cv, NULL);
 	if (!srv->cache || pthread_key_create(&srv->key, reader_free)) {
 		husk_bcache_free(srv->cache);
 		free(srv);
@@ -738,6 +894,8 @@ int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 << 10);
+	srv->pushing = !getenv("HUSK_NO_PUSH") &&
+		pthread_create(&srv->loop, &attr, pusher, srv) == 0;
 	for (int i = 0; i < server_threads(); i++) {
 		e = pthread_create(&srv->loop, &attr, serve, srv);
 		if (e && i == 0) {
