@@ -526,6 +526,37 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 	}
 }
 
+/* Start decompressing the command's executable while the child assembles
+ * the root: the first thing exec does is fault its pages in. */
+static void prefetch_command(struct husk_setup *s, struct husk_sqfs_server *srv)
+{
+	const char *cmd = s->argv[0], *path;
+	autofree char *copy = NULL;
+	char *save = NULL;
+
+	if (getenv("HUSK_NO_PREFETCH"))
+		return;
+	if (strchr(cmd, '/')) {
+		if (cmd[0] == '/')
+			husk_sqfs_server_prefetch(srv, cmd);
+		return;
+	}
+	/* The first PATH entry that has it, as exec will find it. */
+	path = husk_env_get(&s->env, "PATH");
+	if (!path || !(copy = strdup(path)))
+		return;
+	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		autofree char *full = husk_strdup_printf("%s/%s", dir, cmd);
+		autofree char *buf = NULL;
+		if (dir[0] != '/' || !full)
+			continue;
+		if (husk_image_read_file(&s->img, full, &buf, NULL, 0, NULL) != 1) {
+			husk_sqfs_server_prefetch(srv, full);
+			return;
+		}
+	}
+}
+
 static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *err)
 {
 	struct husk_sqfs_server *srv = NULL;
@@ -559,6 +590,8 @@ static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *
 		kill(cmd, SIGKILL);
 		return -1;
 	}
+	if (srv)
+		prefetch_command(s, srv);
 	return supervise(s, cmd, report[0], death_fd, err);
 }
 

@@ -19,6 +19,10 @@ struct husk_sqfs_server;
  * serves requests until husk_sqfs_server_start(). */
 int husk_sqfs_server_mount(struct husk_sqfs_server **out, int image_fd, int target_fd,
 	struct husk_err *err);
+/* Decompress the file at path (the command about to be exec'd) into the
+ * block cache in a background thread, while the root is being assembled.
+ * Call after husk_sqfs_server_start. Best effort: failures are ignored. */
+void husk_sqfs_server_prefetch(struct husk_sqfs_server *srv, const char *path);
 /* Start serving in background threads (call after fork). */
 int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err);
 

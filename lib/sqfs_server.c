@@ -869,6 +869,96 @@ static void *serve(void *p)
 	return NULL;
 }
 
+static int server_threads(void);
+
+struct prefetch_arg {
+	struct husk_sqfs_server *srv;
+	int part, parts;     /* this thread takes blocks i with i % parts == part */
+	char path[4096];
+};
+
+/* Find path in the image, following symlinks in its last component. */
+static int lookup_file(sqfs *fs, const char *path, sqfs_inode *inode)
+{
+	char cur[8200];
+	bool found;
+
+	snprintf(cur, sizeof(cur), "%s", path);
+	for (int depth = 0; depth < 8; depth++) {
+		char target[4096];
+		size_t size = sizeof(target);
+		if (sqfs_inode_get(fs, inode, sqfs_inode_root(fs)) ||
+		    sqfs_lookup_path(fs, inode, cur, &found) || !found)
+			return -1;
+		inode->base.mode |= sqfs_mode(inode->base.inode_type);
+		if (S_ISREG(inode->base.mode))
+			return 0;
+		if (!S_ISLNK(inode->base.mode) || sqfs_readlink(fs, inode, target, &size))
+			return -1;
+		if (target[0] == '/') {
+			snprintf(cur, sizeof(cur), "%s", target);
+		} else {
+			char *slash = strrchr(cur, '/');
+			char dir[4096];
+			snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - cur) : 0, cur);
+			snprintf(cur, sizeof(cur), "%s/%s", dir, target);
+		}
+	}
+	return -1;
+}
+
+static void *prefetch_file(void *p)
+{
+	struct prefetch_arg *a = p;
+	struct husk_sqfs_server *srv = a->srv;
+	struct sqfs_reader r;
+	sqfs_inode inode;
+	sqfs_blocklist bl;
+	int n = 0;
+
+	if (reader_init(&r, srv->image_fd) != SQFS_OK) {
+		free(a);
+		return NULL;
+	}
+	if (lookup_file(&r.fs, a->path, &inode) == 0) {
+		sqfs_blocklist_init(&r.fs, &inode, &bl);
+		while (bl.remain > 0 && n < SHARED_CACHE_BLOCKS / 2 && !sqfs_blocklist_next(&bl)) {
+			struct husk_blk blk;
+			void *h;
+			if (n++ % a->parts == a->part && bl.input_size &&
+			    (h = husk_bcache_get(srv->cache, bl.block, bl.header, fill_block, &r.fs, &blk)))
+				husk_bcache_put(srv->cache, h);
+		}
+	}
+	sqfs_destroy(&r.fs);
+	free(a);
+	return NULL;
+}
+
+void husk_sqfs_server_prefetch(struct husk_sqfs_server *srv, const char *path)
+{
+	int parts = server_threads() > 2 ? 2 : server_threads();
+	pthread_attr_t attr;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* Two threads: the command's blocks decompress on both CPUs while the
+	 * child assembles the root and then faults them in. */
+	for (int i = 0; i < parts; i++) {
+		struct prefetch_arg *a = malloc(sizeof(*a));
+		pthread_t t;
+		if (!a)
+			break;
+		a->srv = srv;
+		a->part = i;
+		a->parts = parts;
+		snprintf(a->path, sizeof(a->path), "%s", path);
+		if (pthread_create(&t, &attr, prefetch_file, a) != 0)
+			free(a);
+	}
+	pthread_attr_destroy(&attr);
+}
+
 /* As many workers as CPUs we may run on, within [2, 8]. */
 static int server_threads(void)
 {
