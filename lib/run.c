@@ -454,7 +454,8 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 {
 	autoclose int sfd = signal_fd();
 	bool cmd_done = false, have_report = false, report_eof = false;
-	int cmd_status = 0, phase = 0;   /* 0 running, 1 SIGTERM sent, 2 SIGKILL sent */
+	int cmd_status = 0, phase = 0;   /* 0 running, 1 SIGTERM sent, 2 SIGKILL sent,
+	                                  * 3 nothing left to end */
 	double deadline = 0;
 	struct child_report rep;
 	size_t got = 0;
@@ -470,6 +471,10 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 		int timeout = -1;
 
 		if (cmd_done) {
+			/* A subreaper without children has no descendants at all: the
+			 * common case needs no scan of /proc. */
+			if (phase == 0 && waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
+				phase = 3;
 			if (phase == 0) {
 				int n = husk_kill_descendants(s->proc_fd, getpid(), SIGTERM);
 				if (n > 0)
@@ -629,8 +634,10 @@ static int top_main(struct husk_setup *s, pid_t sup, struct husk_err *err)
 		if (sup_done) {
 			/* Normally nothing is left. If the supervisor was killed, its
 			 * orphans came to us (we are a subreaper). */
-			int pfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-			if (pfd >= 0) {
+			int pfd;
+			if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
+				return status;   /* nothing left: the usual case */
+			if ((pfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0) {
 				husk_kill_all_and_reap(pfd);
 				close(pfd);
 			}
