@@ -21,7 +21,7 @@ chmod -R a+rX "$demo"
 chown -R "$user" "$demo" 2>/dev/null || true
 cd "$demo"
 echo "== building the demo image (busybox + a probe) as $user"
-run_as sh ./build-image.sh "$demo/img" "$demo/probe" >/dev/null
+run_as bash ./build-image.sh "$demo/img" "$demo/probe" >/dev/null
 ls -l "$demo/img/tiny.sqfs"
 echo "== husk run tiny.sqfs -- a job: identity, read-only root, a computation"
 run_as ./husk run "$demo/img/tiny.sqfs" -- /bin/sh -c '
