@@ -497,6 +497,7 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 					*err = rep.err;
 					return -1;
 				}
+				husk_debug("all processes gone at %.2f ms", husk_now_ms() - s->t0);
 				return status_code(cmd_status);
 			}
 			if (phase == 1) {

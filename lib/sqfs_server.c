@@ -27,6 +27,9 @@
 #include <fuse3/fuse_lowlevel.h>
 
 #include "blockcache.h"
+#ifdef HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
 #include "husk.h"
 #include "sqfs.h"
 #include "util.h"
@@ -38,6 +41,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -418,6 +423,25 @@ static void report_corruption(uint64_t pos)
 static __thread char *tls_in;
 static __thread size_t tls_in_cap;
 
+/* gzip blocks: libdeflate when available (2-3 times faster than the zlib
+ * that libsquashfuse calls), one decompressor per thread. */
+static int inflate_block(sqfs *fs, void *in, size_t insize, char *out, size_t cap,
+	size_t *outsize)
+{
+#ifdef HAVE_LIBDEFLATE
+	static __thread struct libdeflate_decompressor *d;
+
+	if (sqfs_compression(fs) == ZLIB_COMPRESSION) {
+		if (!d && !(d = libdeflate_alloc_decompressor()))
+			return -1;
+		return libdeflate_zlib_decompress(d, in, insize, out, cap, outsize) ==
+			LIBDEFLATE_SUCCESS ? 0 : -1;
+	}
+#endif
+	*outsize = cap;
+	return fs->decompressor(in, insize, out, outsize) == SQFS_OK ? 0 : -1;
+}
+
 static int fill_block(void *ctx, uint64_t pos, uint32_t hdr, char *buf, size_t cap,
 	size_t *size)
 {
@@ -447,7 +471,7 @@ static int fill_block(void *ctx, uint64_t pos, uint32_t hdr, char *buf, size_t c
 		tls_in_cap = cap;
 	}
 	if (pread(fs->fd, tls_in, insize, (off_t)(pos + fs->offset)) != (ssize_t)insize ||
-	    fs->decompressor(tls_in, insize, buf, &outsize) != SQFS_OK) {
+	    inflate_block(fs, tls_in, insize, buf, cap, &outsize) < 0) {
 		report_corruption(pos);
 		return -1;
 	}
@@ -916,6 +940,9 @@ static void *prefetch_file(void *p)
 	sqfs_blocklist bl;
 	int n = 0;
 
+	/* Idle CPU only: the requests of the root being assembled come first.
+	 * (On Linux, nice applies to the calling thread.) */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	if (reader_init(&r, srv->image_fd) != SQFS_OK) {
 		free(a);
 		return NULL;

@@ -41,6 +41,11 @@ AC_DEFUN([HUSK_CHECK_HWLOC], [
   HUSK_OPTIONAL_PKG([hwloc], [HWLOC], [hwloc >= 2.0], [libhwloc-dev], [hwloc])
 ])
 
+dnl libdeflate inflates gzip SquashFS blocks 2-3 times faster than zlib.
+AC_DEFUN([HUSK_CHECK_LIBDEFLATE], [
+  HUSK_OPTIONAL_PKG([libdeflate], [LIBDEFLATE], [libdeflate], [libdeflate-dev], [libdeflate])
+])
+
 AC_DEFUN([HUSK_CHECK_UUID], [
   HUSK_OPTIONAL_PKG([uuid], [UUID], [uuid], [uuid-dev], [libuuid])
 ])

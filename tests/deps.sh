@@ -5,7 +5,7 @@
 # /dev/fuse, util-linux's setpriv to run tests as an ordinary user.
 set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
-      libsquashfuse-dev libfuse3-dev fuse3 libcap-dev libhwloc-dev uuid-dev
+      libsquashfuse-dev libfuse3-dev fuse3 libcap-dev libhwloc-dev uuid-dev libdeflate-dev
       squashfs-tools busybox-static util-linux procps"
 if [ "$(id -u)" -ne 0 ]; then
 	echo "tests/deps.sh: run as root (it installs Debian packages): sudo $0" >&2
