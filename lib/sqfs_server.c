@@ -636,56 +636,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	push_rest(srv, ino, &inode, fs->sb.block_size, off, (size_t)got);
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-	struct fuse_file_info *fi)
-{
-	sqfs_inode inode;
-	sqfs_dir dir;
-	sqfs_dir_entry entry;
-	sqfs_name namebuf;
-	sqfs_err serr = SQFS_OK;
-	size_t used = 0;
-	char *buf;
-	sqfs *fs;
-
-	if (get_inode(req, ino, &fs, &inode))
-		return;
-	if (!S_ISDIR(inode.base.mode)) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	if (sqfs_dir_open(fs, &inode, &dir, off)) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	if (!(buf = thread_buf(size))) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	sqfs_dentry_init(&entry, namebuf);
-	while (sqfs_dir_next(fs, &dir, &entry, &serr)) {
-		struct stat st = { 0 };
-		size_t esize;
-
-		st.st_ino = id_to_ino(fs, sqfs_dentry_inode(&entry));
-		st.st_mode = sqfs_dentry_mode(&entry);
-		esize = fuse_add_direntry(req, buf + used, size - used, sqfs_dentry_name(&entry), &st,
-			(off_t)sqfs_dentry_next_offset(&entry));
-		if (esize > size - used)
-			break;
-		used += esize;
-	}
-	if (serr)
-		fuse_reply_err(req, EIO);
-	else
-		fuse_reply_buf(req, buf, used);
-}
-
-/* READDIRPLUS: every entry with its attributes, so that the lookups that
- * follow a listing (a language runtime scanning its module path, find, ls
- * -l) are answered from the kernel's dentry cache, not one round trip each. */
-static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-	struct fuse_file_info *fi)
+/* READDIR and READDIRPLUS. "Plus" gives every entry with its attributes, so
+ * that the lookups that follow a listing (a language runtime scanning its
+ * module path, find, ls -l) are answered from the kernel's dentry cache, not
+ * one round trip each. */
+static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	sqfs_inode inode, child;
 	sqfs_dir dir;
@@ -713,18 +668,25 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	sqfs_dentry_init(&entry, namebuf);
 	while (sqfs_dir_next(fs, &dir, &entry, &serr)) {
 		struct fuse_entry_param e;
+		off_t next = (off_t)sqfs_dentry_next_offset(&entry);
+		const char *name = sqfs_dentry_name(&entry);
 		size_t esize;
 
 		memset(&e, 0, sizeof(e));
 		e.ino = id_to_ino(fs, sqfs_dentry_inode(&entry));
-		if (sqfs_inode_get(fs, &child, sqfs_dentry_inode(&entry)) ||
-		    inode_stat(fs, &child, e.ino, &e.attr)) {
-			serr = SQFS_ERR;
-			break;
+		if (plus) {
+			if (sqfs_inode_get(fs, &child, sqfs_dentry_inode(&entry)) ||
+			    inode_stat(fs, &child, e.ino, &e.attr)) {
+				serr = SQFS_ERR;
+				break;
+			}
+			e.attr_timeout = e.entry_timeout = FOREVER;
+			esize = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, next);
+		} else {
+			e.attr.st_ino = e.ino;
+			e.attr.st_mode = sqfs_dentry_mode(&entry);
+			esize = fuse_add_direntry(req, buf + used, size - used, name, &e.attr, next);
 		}
-		e.attr_timeout = e.entry_timeout = FOREVER;
-		esize = fuse_add_direntry_plus(req, buf + used, size - used, sqfs_dentry_name(&entry),
-			&e, (off_t)sqfs_dentry_next_offset(&entry));
 		if (esize > size - used)
 			break;
 		used += esize;
@@ -733,6 +695,18 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		fuse_reply_err(req, EIO);
 	else
 		fuse_reply_buf(req, buf, used);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	struct fuse_file_info *fi)
+{
+	list_dir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	struct fuse_file_info *fi)
+{
+	list_dir(req, ino, size, off, true);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
