@@ -875,20 +875,43 @@ struct prefetch_arg {
 	char path[4096];
 };
 
+/* Look a path up component by component, so that the final inode id is
+ * known (the FUSE inode number derives from it). */
+static int walk_path(sqfs *fs, const char *path, sqfs_inode *inode, sqfs_inode_id *id)
+{
+	char copy[8200], *save = NULL;
+
+	snprintf(copy, sizeof(copy), "%s", path);
+	*id = sqfs_inode_root(fs);
+	if (sqfs_inode_get(fs, inode, *id))
+		return -1;
+	for (char *name = strtok_r(copy, "/", &save); name; name = strtok_r(NULL, "/", &save)) {
+		sqfs_dir_entry entry;
+		sqfs_name namebuf;
+		bool found = false;
+
+		sqfs_dentry_init(&entry, namebuf);
+		if (sqfs_dir_lookup(fs, inode, name, strlen(name), &entry, &found) || !found)
+			return -1;
+		*id = sqfs_dentry_inode(&entry);
+		if (sqfs_inode_get(fs, inode, *id))
+			return -1;
+	}
+	inode->base.mode |= sqfs_mode(inode->base.inode_type);
+	return 0;
+}
+
 /* Find path in the image, following symlinks in its last component. */
-static int lookup_file(sqfs *fs, const char *path, sqfs_inode *inode)
+static int lookup_file(sqfs *fs, const char *path, sqfs_inode *inode, sqfs_inode_id *id)
 {
 	char cur[8200];
-	bool found;
 
 	snprintf(cur, sizeof(cur), "%s", path);
 	for (int depth = 0; depth < 8; depth++) {
 		char target[4096];
 		size_t size = sizeof(target);
-		if (sqfs_inode_get(fs, inode, sqfs_inode_root(fs)) ||
-		    sqfs_lookup_path(fs, inode, cur, &found) || !found)
+		if (walk_path(fs, cur, inode, id))
 			return -1;
-		inode->base.mode |= sqfs_mode(inode->base.inode_type);
 		if (S_ISREG(inode->base.mode))
 			return 0;
 		if (!S_ISLNK(inode->base.mode) || sqfs_readlink(fs, inode, target, &size))
@@ -905,12 +928,31 @@ static int lookup_file(sqfs *fs, const char *path, sqfs_inode *inode)
 	return -1;
 }
 
+/* Store a decompressed block into the kernel's page cache for ino. The kernel
+ * knows the inode only once exec has looked it up, which is usually about
+ * when the block is ready: retry ENOENT for a little while. Called only from
+ * threads that serve no request (storing waits on page locks). */
+static void store_block(struct husk_sqfs_server *srv, fuse_ino_t ino, off_t off,
+	const struct husk_blk *blk)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(blk->size);
+
+	bv.buf[0].mem = (void *)blk->data;
+	for (int tries = 0; tries < 100; tries++) {
+		int r = fuse_lowlevel_notify_store(srv->se, ino, off, &bv, 0);
+		if (r != -ENOENT)
+			return;
+		usleep(200);
+	}
+}
+
 static void *prefetch_file(void *p)
 {
 	struct prefetch_arg *a = p;
 	struct husk_sqfs_server *srv = a->srv;
 	struct sqfs_reader r;
 	sqfs_inode inode;
+	sqfs_inode_id id;
 	sqfs_blocklist bl;
 	int n = 0;
 
@@ -921,14 +963,18 @@ static void *prefetch_file(void *p)
 		free(a);
 		return NULL;
 	}
-	if (lookup_file(&r.fs, a->path, &inode) == 0) {
+	if (lookup_file(&r.fs, a->path, &inode, &id) == 0) {
+		fuse_ino_t ino = id_to_ino(&r.fs, id);
 		sqfs_blocklist_init(&r.fs, &inode, &bl);
 		while (bl.remain > 0 && n < SHARED_CACHE_BLOCKS / 2 && !sqfs_blocklist_next(&bl)) {
 			struct husk_blk blk;
 			void *h;
 			if (n++ % a->parts == a->part && bl.input_size &&
-			    (h = husk_bcache_get(srv->cache, bl.block, bl.header, fill_block, &r.fs, &blk)))
+			    (h = husk_bcache_get(srv->cache, bl.block, bl.header, fill_block, &r.fs, &blk))) {
+				if (srv->pushing)
+					store_block(srv, ino, (off_t)bl.pos, &blk);
 				husk_bcache_put(srv->cache, h);
+			}
 		}
 	}
 	sqfs_destroy(&r.fs);
