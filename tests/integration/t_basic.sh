@@ -26,7 +26,7 @@ echo "home-mark-$$" >"$HOME_MARK"
 HOME_CWD=$HOME/.husk-test-cwd.$$
 mkdir -p "$HOME_CWD"
 echo "cwd-file-$$" >"$HOME_CWD/cwd-file"
-mkdir -p "$STAGE/work/sub"
+mkdir -p "$STAGE/cases/sub"
 printf 'echo hi\nexit 3\n' >"$STAGE/shell-input"
 printf 'echo "arg0=$0"\n' >"$STAGE/shell-arg0"
 
@@ -60,9 +60,9 @@ for kind in $KINDS; do
 	case_end
 
 	case_begin "cwd is preserved by default [$kind]"
-	RUN_CWD=$STAGE/work/sub run_husk run "$img" -- /probe cwd
+	RUN_CWD=$STAGE/cases/sub run_husk run "$img" -- /probe cwd
 	want_status 0
-	want_line "cwd=$STAGE/work/sub"
+	want_line "cwd=$STAGE/cases/sub"
 	case_end
 
 	# A cwd that nothing else brings in (under HOME, with --no-home) must be

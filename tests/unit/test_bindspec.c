@@ -20,7 +20,7 @@ static void parse_ok(const char *spec, const char *src, const char *dst, int ro)
 	struct husk_bind b;
 	struct husk_err err = { 0 };
 	char name[256];
-	int r = husk_bind_parse(spec, "/work/dir", &b, &err);
+	int r = husk_bind_parse(spec, "/data/run", &b, &err);
 
 	snprintf(name, sizeof(name), "bind '%s' parses", spec);
 	CHECK(name, r == 0);
@@ -42,7 +42,7 @@ static void parse_bad(const char *spec, const char *needle)
 	struct husk_bind b;
 	struct husk_err err = { 0 };
 	char name[256];
-	int r = husk_bind_parse(spec, "/work/dir", &b, &err);
+	int r = husk_bind_parse(spec, "/data/run", &b, &err);
 
 	snprintf(name, sizeof(name), "bind '%s' is rejected", spec);
 	CHECK(name, r == -1);
@@ -68,8 +68,8 @@ int main(void)
 	parse_ok("/data:/mnt/d:ro", "/data", "/mnt/d", 1);
 	parse_ok("/data:/mnt/d:rw", "/data", "/mnt/d", 0);
 	parse_ok("/data::ro", "/data", "/data", 1);
-	parse_ok("rel/x", "/work/dir/rel/x", "/work/dir/rel/x", 0);
-	parse_ok("../up:/in", "/work/up", "/in", 0);
+	parse_ok("rel/x", "/data/run/rel/x", "/data/run/rel/x", 0);
+	parse_ok("../up:/in", "/data/up", "/in", 0);
 	parse_ok("/a//b/:/c/./d/", "/a/b", "/c/d", 0);
 	parse_ok("/x:/y/../../z", "/x", "/z", 0);
 
