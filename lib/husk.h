@@ -113,6 +113,8 @@ struct husk_image {
 };
 HUSK_API int husk_image_open(struct husk_image *img, const char *path, struct husk_err *err);
 HUSK_API void husk_image_close(struct husk_image *img);
+/* Does PATH exist in the image (as anything; symlinks not followed)? */
+HUSK_API bool husk_image_exists(struct husk_image *img, const char *path);
 /* Read a small regular file from inside the image without mounting it.
  * Returns 0 and a malloc'd buffer, 1 when the file does not exist, -1 on error. */
 HUSK_API int husk_image_read_file(struct husk_image *img, const char *path, char **buf,
@@ -153,8 +155,6 @@ struct husk_plan {
 	const char *cwd;          /* --cwd, or NULL to keep the caller's */
 	const char *shell_mode;   /* `husk shell`: the fallback when argv[0] is missing */
 	int kill_grace_ms;        /* leftover processes: SIGTERM, then SIGKILL after this */
-	/* Filled by the run: */
-	char **dry_run_out;       /* not used */
 };
 
 HUSK_API void husk_plan_init(struct husk_plan *plan);

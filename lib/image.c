@@ -72,6 +72,18 @@ void husk_image_close(struct husk_image *img)
 	img->fd = -1;
 }
 
+bool husk_image_exists(struct husk_image *img, const char *path)
+{
+	int fd;
+
+	if (img->kind == HUSK_IMAGE_SQUASHFS)
+		return husk_sqfs_reader_exists(img->sqfs, path);
+	if ((fd = husk_resolve(img->fd, path, O_PATH | O_NOFOLLOW)) < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 int husk_image_read_file(struct husk_image *img, const char *path, char **buf, size_t *len,
 	size_t max, struct husk_err *err)
 {

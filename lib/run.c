@@ -553,10 +553,9 @@ static void prefetch_command(struct husk_setup *s, struct husk_sqfs_server *srv)
 		return;
 	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
 		autofree char *full = husk_strdup_printf("%s/%s", dir, cmd);
-		autofree char *buf = NULL;
 		if (dir[0] != '/' || !full)
 			continue;
-		if (husk_image_read_file(&s->img, full, &buf, NULL, 0, NULL) != 1) {
+		if (husk_image_exists(&s->img, full)) {
 			husk_sqfs_server_prefetch(srv, full);
 			return;
 		}

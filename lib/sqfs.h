@@ -10,6 +10,7 @@ struct sqfs_reader;
 int husk_sqfs_reader_open(struct sqfs_reader **out, int fd, const char *path,
 	struct husk_err *err);
 void husk_sqfs_reader_close(struct sqfs_reader *r);
+bool husk_sqfs_reader_exists(struct sqfs_reader *r, const char *path);
 int husk_sqfs_reader_read(struct sqfs_reader *r, const char *path, char **buf, size_t *len,
 	size_t max);
 

@@ -35,7 +35,6 @@
 #include "util.h"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -49,10 +48,6 @@
 
 /* Cache lifetime for a read-only image: effectively "until unmounted". */
 #define FOREVER 1e9
-/* Per-thread block caches: data blocks and fragment blocks (128 KiB each by
- * default). Reads arrive as page-cache misses, often overlapping a block. */
-#define DATA_CACHE_BLOCKS 16
-#define FRAG_CACHE_BLOCKS 16
 /* Blocks held by the shared cache (128 KiB each by default): enough for the
  * blocks that concurrent, misaligned 128 KiB kernel reads straddle; the
  * kernel's page cache holds everything else. */
@@ -78,23 +73,14 @@ static const char *sqfs_err_text(sqfs_err e)
 	}
 }
 
+/* The library's own block caches keep their default sizes: the FUSE path
+ * reads file data through the shared cache below, and only metadata (and
+ * the small files read before mounting) goes through them. */
 static int reader_init(struct sqfs_reader *r, int fd)
 {
-	sqfs_err e;
-
 	memset(r, 0, sizeof(*r));
 	r->fd = fd;
-	if ((e = sqfs_init(&r->fs, fd, 0)) != SQFS_OK)
-		return e;
-	/* Bigger block caches than the library's defaults. */
-	sqfs_cache_destroy(&r->fs.data_cache);
-	sqfs_cache_destroy(&r->fs.frag_cache);
-	if (sqfs_block_cache_init(&r->fs.data_cache, DATA_CACHE_BLOCKS) ||
-	    sqfs_block_cache_init(&r->fs.frag_cache, FRAG_CACHE_BLOCKS)) {
-		sqfs_destroy(&r->fs);
-		return SQFS_ERR;
-	}
-	return SQFS_OK;
+	return sqfs_init(&r->fs, fd, 0);
 }
 
 int husk_sqfs_reader_open(struct sqfs_reader **out, int fd, const char *path,
@@ -150,6 +136,15 @@ void husk_sqfs_reader_close(struct sqfs_reader *r)
 	free(r);
 }
 
+bool husk_sqfs_reader_exists(struct sqfs_reader *r, const char *path)
+{
+	sqfs_inode inode;
+	bool found = false;
+
+	return sqfs_inode_get(&r->fs, &inode, sqfs_inode_root(&r->fs)) == SQFS_OK &&
+		sqfs_lookup_path(&r->fs, &inode, path, &found) == SQFS_OK && found;
+}
+
 int husk_sqfs_reader_read(struct sqfs_reader *r, const char *path, char **buf, size_t *len,
 	size_t max)
 {
@@ -198,7 +193,6 @@ struct husk_sqfs_server {
 	pthread_t loop;
 	struct husk_bcache *cache;   /* decompressed data blocks, shared */
 	bool has_xattrs;
-	unsigned uid, gid;          /* owner reported for files (the image's) */
 	/* Push-ahead: decompressed data the kernel did not ask for (yet). */
 	pthread_mutex_t push_mu;
 	pthread_cond_t push_cv;
@@ -1022,12 +1016,6 @@ int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err)
 	pthread_attr_t attr;
 	int e;
 
-	/* Every block read allocates block-sized buffers (libsquashfuse). glibc
-	 * would serve each with mmap and return it with munmap, so every block
-	 * paid page faults and a TLB shootdown across CPUs; keep them on the
-	 * heap instead, and keep freed memory for the next block. */
-	mallopt(M_MMAP_THRESHOLD, 32 << 20);
-	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 << 10);
