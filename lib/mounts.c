@@ -95,43 +95,33 @@ int husk_setattr_fd(int fd, bool recursive, bool ro, bool nodev)
 	return remount_old(fd, ro, nodev);
 }
 
+/* Fallback bind for kernels without the new mount API (before 5.2), or
+ * when a source could not be cloned: mount(2) through /proc/self/fd magic
+ * links, then a remount of the top mount that keeps its locked flags. */
 int husk_bind_fd(int src_fd, int dst_fd, unsigned attrs, struct husk_err *err,
 	const char *what)
 {
-	bool ro = attrs & BIND_RO, nodev = attrs & BIND_NODEV;
 	char src[64], dst[64];
+	autoclose int top = -1;
 
-	if (!new_api_missing) {
-		autoclose int tree = (int)syscall(SYS_open_tree, src_fd, "", OPEN_TREE_CLONE |
-			OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
-		if (tree >= 0) {
-			if (setattr_new(tree, true, MOUNT_ATTR_NOSUID | (ro ? MOUNT_ATTR_RDONLY : 0) |
-			    (nodev ? MOUNT_ATTR_NODEV : 0)) < 0 && errno != ENOSYS)
-				return husk_err_set(err, errno, "cannot set mount flags on %s", what);
-			if (errno == ENOSYS) {
-				new_api_missing = true;
-			} else {
-				if (syscall(SYS_move_mount, tree, "", dst_fd, "", MOVE_MOUNT_F_EMPTY_PATH |
-				    MOVE_MOUNT_T_EMPTY_PATH) < 0)
-					return husk_err_set(err, errno, "cannot mount %s", what);
-				return 0;
-			}
-		} else if (errno == ENOSYS) {
-			new_api_missing = true;
-		} else {
-			return husk_err_set(err, errno, "cannot bind %s", what);
-		}
-	}
+	char real[4096];
+	ssize_t n;
+
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", src_fd);
 	snprintf(dst, sizeof(dst), "/proc/self/fd/%d", dst_fd);
+	/* The destination's path in our namespace, taken before the mount: a
+	 * magic link leads to the directory the new mount covers, while a path
+	 * walk crosses into the mount, and the remount needs the mount's root.
+	 * Everything on this path is husk's own (the stage, the read-only image,
+	 * the overlay's private upper layer), so it cannot change meanwhile. */
+	if ((n = readlink(dst, real, sizeof(real) - 1)) < 0)
+		return husk_err_set(err, errno, "cannot bind %s", what);
+	real[n] = '\0';
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return husk_err_set(err, errno, "cannot bind %s", what);
-	{
-		/* Reopen the destination: it now names the new mount's root. */
-		autoclose int top = open(dst, O_PATH | O_CLOEXEC);
-		if (top < 0 || remount_old(top, ro, nodev) < 0)
-			return husk_err_set(err, errno, "cannot set mount flags on %s", what);
-	}
+	if ((top = open(real, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    remount_old(top, attrs & BIND_RO, attrs & BIND_NODEV) < 0)
+		return husk_err_set(err, errno, "cannot set mount flags on %s", what);
 	return 0;
 }
 
@@ -154,14 +144,19 @@ int husk_attach_tree(int tree, int dst_fd, unsigned attrs, struct husk_err *err,
 	unsigned long long set = MOUNT_ATTR_NOSUID | (attrs & BIND_RO ? MOUNT_ATTR_RDONLY : 0) |
 		(attrs & BIND_NODEV ? MOUNT_ATTR_NODEV : 0);
 
+	bool remount = false;
+
 	/* Attributes first, while nobody can see the tree: no window where a
 	 * read-only bind is writable. ENOSYS (before 5.12): remount afterwards. */
-	if (setattr_new(tree, true, set) < 0 && errno != ENOSYS)
-		return husk_err_set(err, errno, "cannot set mount flags on %s", what);
+	if (setattr_new(tree, true, set) < 0) {
+		if (errno != ENOSYS)
+			return husk_err_set(err, errno, "cannot set mount flags on %s", what);
+		remount = true;
+	}
 	if (syscall(SYS_move_mount, tree, "", dst_fd, "", MOVE_MOUNT_F_EMPTY_PATH |
 	    MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		return husk_err_set(err, errno, "cannot mount %s", what);
-	if (errno == ENOSYS) {
+	if (remount) {
 		char dst[64];
 		autoclose int top = -1;
 		snprintf(dst, sizeof(dst), "/proc/self/fd/%d", dst_fd);

@@ -3,6 +3,10 @@
 # read-write by default, and the HUSK_BIND variable (comma-separated specs).
 . "$(dirname "$0")/lib.sh"
 
+# A file in the host's /tmp (made per case, removed after it), which the
+# container must see as its /tmp.
+TMPDIR_MARK=/tmp/husk-bind-mark.$$
+trap 'rm -f "$TMPDIR_MARK"' EXIT
 B1=$STAGE/b1
 B2=$STAGE/b2
 mkdir -p "$B1" "$B2"
@@ -121,6 +125,25 @@ for kind in $KINDS; do
 	run_husk run -b "$B1:/var:bogus" "$img" -- /bin/true
 	want_status 125
 	want_husk_error
+	case_end
+
+	# As on a kernel before 5.2: no detached clones, binds by mount(2) and a
+	# remount; the stage must then avoid the host's /tmp (a bind source).
+	case_begin "old kernel: ro and rw binds, a missing destination, host /tmp [$kind]"
+	rm -f "$B1/old-rw.txt" "$B2/old-ro.txt"
+	echo "host-tmp-$$" >"$TMPDIR_MARK"
+	HUSK_SAVED=$HUSK
+	HUSK=$HUSK_OLD_KERNEL
+	run_husk run -b "$B1:/var" -b "$B2:/newdir3:ro" "$img" -- sh -c \
+		"/probe write /var/old-rw.txt; /probe write /newdir3/old-ro.txt; cat /newdir3/hello.txt '$TMPDIR_MARK'"
+	HUSK=$HUSK_SAVED
+	want_status 0
+	want_count 1 "write=ok"
+	want_count 1 "write=EROFS"
+	want_line "hello-b2"
+	want_line "host-tmp-$$"
+	want_true "$B2/old-ro.txt exists on the host" test ! -e "$B2/old-ro.txt"
+	rm -f "$TMPDIR_MARK"
 	case_end
 done
 
