@@ -120,6 +120,51 @@ HUSK_API bool husk_image_exists(struct husk_image *img, const char *path);
 HUSK_API int husk_image_read_file(struct husk_image *img, const char *path, char **buf,
 	size_t *len, size_t max, struct husk_err *err);
 
+/* ---- image metadata (/.husk/ inside an image) ------------------------
+ *
+ * /.husk/metadata.json, written by `husk build`, read by run and inspect:
+ *   {
+ *     "husk_metadata": 1,
+ *     "env": ["NAME=VALUE", ...],          also in /.husk/environment
+ *     "labels": {"key": "value", ...},
+ *     "entrypoint": ["argv0", ...] | null,
+ *     "cmd": ["arg", ...] | null,
+ *     "workdir": "/path" | null,
+ *     "build": {                           provenance of the image
+ *       "husk_version": "0.1.0",
+ *       "source_date_epoch": 1700000000,   every timestamp in the image <= this
+ *       "date": "2023-11-14T22:13:20Z",    the same, as a date
+ *       "compression": "lz4",
+ *       "source": {"kind": "recipe|directory|tar|oci-layout|oci-archive|
+ *                  docker-archive|squashfs", "path": "...", "sha256": "..."|null},
+ *       "inputs": [{"what": "FROM debian:bookworm", "sha256": "..."|null}, ...],
+ *       "tools": {"mksquashfs": "4.5.1", "libarchive": "3.6.2", ...}
+ *     }
+ *   }
+ * /.husk/environment: the env list again, one NAME="VALUE" a line (the
+ * environment-file syntax above), so images built by other means may carry
+ * only this file. /.husk/recipe: the recipe text, when built from one. */
+struct husk_meta {
+	char **env;               /* "NAME=VALUE", NULL-terminated; NULL when none */
+	char **labels;            /* "KEY=VALUE", NULL-terminated; NULL when none */
+	char **entrypoint;        /* NULL-terminated; NULL when unset */
+	char **cmd;               /* NULL-terminated; NULL when unset */
+	char *workdir;            /* NULL when unset */
+	char *json;               /* the whole metadata.json text, or NULL */
+};
+/* Read /.husk/metadata.json of an image. Returns 0, 1 when the image has
+ * none (*m left empty), -1 on a malformed file (naming it). */
+HUSK_API int husk_meta_read(struct husk_image *img, struct husk_meta *m, struct husk_err *err);
+HUSK_API void husk_meta_free(struct husk_meta *m);
+
+/* ---- digests ------------------------------------------------------------ */
+
+/* SHA-256 of an image file as 64 lowercase hex digits (+ NUL) in out. Uses a
+ * per-user cache keyed by device, inode, size, mtime and ctime, so a large
+ * image is hashed once; the fd is hashed, not the path, so what is checked is
+ * what is served. */
+HUSK_API int husk_image_digest(int fd, const char *what, char out[65], struct husk_err *err);
+
 /* ---- safe resolution inside a root ------------------------------------ */
 
 /* Open PATH (absolute, as seen in the container) under root_fd so that no
@@ -155,6 +200,15 @@ struct husk_plan {
 	const char *cwd;          /* --cwd, or NULL to keep the caller's */
 	const char *shell_mode;   /* `husk shell`: the fallback when argv[0] is missing */
 	int kill_grace_ms;        /* leftover processes: SIGTERM, then SIGKILL after this */
+	/* IMAGE@sha256:HEX: the digest the image file must have (64 lowercase hex
+	 * digits, without "sha256:"), or NULL. */
+	const char *pin_digest;
+	/* --provenance FILE / HUSK_PROVENANCE: append a JSON record per launch. */
+	const char *provenance;
+	/* A RUN step of `husk build`: the directory image is the root being built
+	 * and is writable; no host /tmp, HOME, working directory or generated
+	 * passwd/group; root emulation (chown and set*id succeed without effect). */
+	bool build_step;
 };
 
 HUSK_API void husk_plan_init(struct husk_plan *plan);

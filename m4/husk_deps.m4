@@ -46,8 +46,24 @@ AC_DEFUN([HUSK_CHECK_LIBDEFLATE], [
   HUSK_OPTIONAL_PKG([libdeflate], [LIBDEFLATE], [libdeflate], [libdeflate-dev], [libdeflate])
 ])
 
+dnl Run ids in provenance records.
 AC_DEFUN([HUSK_CHECK_UUID], [
-  HUSK_OPTIONAL_PKG([uuid], [UUID], [uuid], [uuid-dev], [libuuid])
+  HUSK_REQUIRE_PKG([UUID], [uuid], [uuid-dev], [libuuid])
+])
+
+dnl husk build: tar archives and OCI layers (any compression libarchive reads).
+AC_DEFUN([HUSK_CHECK_LIBARCHIVE], [
+  HUSK_REQUIRE_PKG([LIBARCHIVE], [libarchive >= 3.4], [libarchive-dev], [libarchive])
+])
+
+dnl OCI manifests and configs, image metadata, inspect --json, provenance.
+AC_DEFUN([HUSK_CHECK_JSONC], [
+  HUSK_REQUIRE_PKG([JSONC], [json-c >= 0.15], [libjson-c-dev], [json-c])
+])
+
+dnl SHA-256 of images and OCI blobs (uses the CPU's SHA extensions).
+AC_DEFUN([HUSK_CHECK_LIBCRYPTO], [
+  HUSK_REQUIRE_PKG([LIBCRYPTO], [libcrypto >= 1.1], [libssl-dev], [OpenSSL libcrypto])
 ])
 
 dnl Kernel interfaces we call directly; the headers only decide whether the
