@@ -15,4 +15,8 @@ void cli_repeat_warnings(void);
 int cmd_run(int argc, char **argv, bool shell);
 void help_run(bool shell);
 
+/* cmd_build.c */
+int cmd_build(int argc, char **argv);
+void help_build(void);
+
 #endif

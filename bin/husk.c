@@ -14,6 +14,8 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  run IMAGE [--] CMD [ARG...]   run a command inside an image\n"
 		"  shell IMAGE                   an interactive shell inside an image\n"
+		"  build SOURCE OUTPUT.sqfs      build an image from a recipe, a directory,\n"
+		"                                a tar, OCI or Docker archive\n"
 		"  help [COMMAND]                help on a command\n"
 		"  version                       print the version\n\n"
 		"See 'husk help run' and the husk(1) manual page.\n");
@@ -31,6 +33,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1, false);
 	if (!strcmp(cmd, "shell"))
 		return cmd_run(argc - 1, argv + 1, true);
+	if (!strcmp(cmd, "build"))
+		return cmd_build(argc - 1, argv + 1);
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("husk %s\n", husk_version());
 		return 0;
@@ -46,6 +50,10 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(argv[2], "run") || !strcmp(argv[2], "shell")) {
 			help_run(!strcmp(argv[2], "shell"));
+			return 0;
+		}
+		if (!strcmp(argv[2], "build")) {
+			help_build();
 			return 0;
 		}
 		fprintf(stderr, "husk: no help for '%s': unknown command; see 'husk help'\n", argv[2]);

@@ -165,6 +165,87 @@ HUSK_API void husk_meta_free(struct husk_meta *m);
  * what is served. */
 HUSK_API int husk_image_digest(int fd, const char *what, char out[65], struct husk_err *err);
 
+/* ---- importing sources (husk build) ---------------------------------- */
+
+enum husk_source_kind { HUSK_SRC_DIR = 1, HUSK_SRC_TAR, HUSK_SRC_OCI_LAYOUT, HUSK_SRC_OCI_ARCHIVE,
+	HUSK_SRC_DOCKER_ARCHIVE, HUSK_SRC_SQUASHFS, HUSK_SRC_RECIPE };
+HUSK_API int husk_source_detect(const char *path, enum husk_source_kind *kind, struct husk_err *err);
+HUSK_API const char *husk_source_kind_name(enum husk_source_kind kind);
+struct husk_unpack_stats {
+	unsigned long long entries, bytes;
+	unsigned skipped;
+	char first_skipped[256];
+};
+HUSK_API int husk_unpack_tar(int root_fd, int archive_fd, bool whiteouts, const char *what,
+	struct husk_unpack_stats *stats, struct husk_err *err);
+struct husk_oci_config {
+	char **env;
+	char **entrypoint, **cmd;
+	char *workdir;
+	char **labels;
+	char *manifest_digest;
+	char *config_digest;
+	unsigned n_layers;
+};
+HUSK_API int husk_oci_import(int root_fd, const char *path, enum husk_source_kind kind,
+	int scratch_fd, struct husk_oci_config *cfg, struct husk_unpack_stats *stats,
+	struct husk_err *err);
+HUSK_API void husk_oci_config_free(struct husk_oci_config *cfg);
+HUSK_API int husk_copy_in(int root_fd, const char *src, const char *dst,
+	struct husk_unpack_stats *stats, struct husk_err *err);
+HUSK_API int husk_import_squashfs(int root_fd, const char *root_path, const char *image,
+	struct husk_unpack_stats *stats, struct husk_err *err);
+
+/* ---- recipes (husk build) ----------------------------------------------- */
+
+enum husk_instr { HUSK_I_FROM = 1, HUSK_I_RUN, HUSK_I_COPY, HUSK_I_ENV, HUSK_I_WORKDIR,
+	HUSK_I_LABEL, HUSK_I_ENTRYPOINT, HUSK_I_CMD };
+struct husk_recipe_step {
+	enum husk_instr kind;
+	int line;            /* first line of the instruction in the recipe */
+	char *args;          /* the rest of the logical line, continuations joined */
+	char *text;          /* the whole instruction, for messages */
+};
+struct husk_recipe {
+	struct husk_recipe_step *steps;
+	size_t n;
+};
+/* Parse a recipe (see recipe.c for the language); `what` names it in errors,
+ * which give the line. The first step is FROM. */
+HUSK_API int husk_recipe_parse(const char *text, size_t len, const char *what,
+	struct husk_recipe *r, struct husk_err *err);
+HUSK_API void husk_recipe_free(struct husk_recipe *r);
+HUSK_API const char *husk_instr_name(enum husk_instr kind);
+/* Split arguments into words: quotes, backslash escapes, $NAME and ${NAME}
+ * expanded from env (NULL: no expansion). *out is NULL-terminated. */
+HUSK_API int husk_recipe_words(const char *args, const struct husk_env *env, char ***out,
+	struct husk_err *err);
+/* RUN/ENTRYPOINT/CMD: a JSON array (exec form) or a shell command, which
+ * becomes {"/bin/sh", "-c", args}. */
+HUSK_API int husk_recipe_argv(const char *args, char ***out, bool *exec_form,
+	struct husk_err *err);
+HUSK_API void husk_strv_free(char **v);
+
+/* ---- building images (husk build) ---------------------------------------- */
+
+struct husk_build_opts {
+	const char *source;        /* recipe, directory, tar, OCI layout/archive, Docker
+	                            * archive or SquashFS image */
+	const char *output;        /* the .sqfs written (replaced atomically) */
+	const char *context;       /* COPY sources; NULL: the recipe's directory */
+	const char *compression;   /* mksquashfs compressor; NULL: HUSK_BUILD_COMPRESSION */
+	const char *mirror;        /* FROM debian:SUITE mirror; NULL: mmdebstrap's default */
+	long long source_date_epoch; /* < 0: $SOURCE_DATE_EPOCH, else the source's mtime */
+	bool quiet;                /* no progress from the tools */
+	/* Progress lines ("step 2/5: RUN ..."), printed by the caller. */
+	void (*progress)(const char *msg);
+};
+#define HUSK_BUILD_COMPRESSION "lz4"
+/* Build the image. On success the output exists, complete, with digest in
+ * digest_out (64 hex + NUL); on failure nothing is left behind. */
+HUSK_API int husk_build(const struct husk_build_opts *o, char digest_out[65],
+	struct husk_err *err);
+
 /* ---- safe resolution inside a root ------------------------------------ */
 
 /* Open PATH (absolute, as seen in the container) under root_fd so that no

@@ -68,6 +68,10 @@ int husk_attach_tree(int tree_fd, int dst_fd, unsigned attrs, struct husk_err *e
 int husk_setattr_fd(int fd, bool recursive, bool ro, bool nodev);
 int husk_mount_tmpfs(int dir_fd, const char *opts);
 
+/* rootemu.c: a seccomp filter that makes chown, the set*id calls and
+ * device-node mknod succeed without effect (needs no_new_privs). */
+int husk_root_emulation(struct husk_err *err);
+
 /* supervise.c */
 int husk_kill_descendants(int proc_fd, pid_t root, int sig);
 void husk_kill_all_and_reap(int proc_fd);

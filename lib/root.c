@@ -351,7 +351,8 @@ int husk_container_exec(struct husk_setup *s, struct husk_err *err)
 	image_root = openat(s->stage_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (image_root < 0)
 		return husk_err_set(err, errno, "cannot open the mounted image");
-	overlay = needs_overlay(s, image_root);
+	/* A build step's root is writable: missing mount points are made in it. */
+	overlay = !s->plan->build_step && needs_overlay(s, image_root);
 	if (overlay) {
 		if (mount_overlay(s, image_root, err) < 0)
 			return -1;
@@ -361,7 +362,7 @@ int husk_container_exec(struct husk_setup *s, struct husk_err *err)
 	}
 	if (root < 0)
 		return husk_err_set(err, errno, "cannot open the container root");
-	if (overlay && husk_mount_id(root, &root_mnt) == 0)
+	if ((overlay || s->plan->build_step) && husk_mount_id(root, &root_mnt) == 0)
 		n_allowed = 1;
 	husk_info("root assembled (%s) at %.2f ms", overlay ? "overlay on the image" : "image",
 		since(s));
@@ -378,6 +379,8 @@ int husk_container_exec(struct husk_setup *s, struct husk_err *err)
 	if (enter_cwd(s, err) < 0)
 		return -1;
 	if (husk_drop_privileges(s->plan->fake_root, err) < 0)
+		return -1;
+	if (s->plan->build_step && husk_root_emulation(err) < 0)
 		return -1;
 	if (sigprocmask(SIG_SETMASK, &s->old_mask, NULL) < 0)
 		return husk_err_set(err, errno, "cannot restore the signal mask");

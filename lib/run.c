@@ -96,7 +96,7 @@ static int build_env(struct husk_setup *s, struct husk_err *err)
 		husk_env_put(&s->env, p->env_cli.vars[i]);
 	husk_env_set(&s->env, "HUSK_CONTAINER", "1");
 	husk_env_set(&s->env, "HUSK_IMAGE", s->img.path);
-	if (s->home)
+	if (s->home && !p->build_step)
 		husk_env_set(&s->env, "HOME", s->home);
 	return 0;
 }
@@ -152,6 +152,18 @@ static int build_mounts(struct husk_setup *s, struct husk_err *err)
 	if (!(m = add_mnt(s, "/dev", "/dev", "default")))
 		return husk_err_set(err, ENOMEM, "mount list");
 	m->nodev = false;  /* device nodes must work: /dev/null, GPUs, InfiniBand */
+	if (p->build_step) {
+		/* A RUN step of husk build: the image's own /tmp, no host HOME or
+		 * working directory, and the image's own passwd/group (which apt
+		 * may rewrite); DNS and hosts from the host, for downloads. */
+		if (!(m = add_mnt(s, "/etc/hosts", "/etc/hosts", "default")))
+			return husk_err_set(err, ENOMEM, "mount list");
+		m->ro = m->optional = true;
+		if (!(m = add_mnt(s, "/etc/resolv.conf", "/etc/resolv.conf", "default")))
+			return husk_err_set(err, ENOMEM, "mount list");
+		m->ro = m->optional = true;
+		return 0;
+	}
 	if (!(m = add_mnt(s, "/tmp", "/tmp", "default")))
 		return husk_err_set(err, ENOMEM, "mount list");
 	if (s->home && !p->no_home) {
@@ -218,8 +230,8 @@ static int plan_launch(struct husk_setup *s, struct husk_err *err)
 		return -1;
 	if (build_env(s, err) < 0 || build_mounts(s, err) < 0)
 		return -1;
-	if (husk_identity_files(&s->img, p->fake_root, s->uid, s->gid, s->home, &s->passwd,
-	    &s->group, err) < 0)
+	if (!p->build_step && husk_identity_files(&s->img, p->fake_root, s->uid, s->gid, s->home,
+	    &s->passwd, &s->group, err) < 0)
 		return -1;
 	s->argv = p->argv;
 	return 0;
@@ -353,8 +365,11 @@ static int make_stage(struct husk_setup *s, struct husk_err *err)
 
 static int write_generated(struct husk_setup *s, struct husk_err *err)
 {
-	autoclose int dir = openat(s->stage_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	autoclose int dir = -1;
 
+	if (!s->passwd)
+		return 0;   /* a build step keeps the image's own files */
+	dir = openat(s->stage_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0 || husk_write_fileat(dir, "passwd", s->passwd, 0644) < 0 ||
 	    husk_write_fileat(dir, "group", s->group, 0644) < 0)
 		return husk_err_set(err, errno, "cannot write the generated /etc/passwd");
@@ -371,15 +386,18 @@ static int mount_image(struct husk_setup *s, struct husk_sqfs_server **srv,
 	struct husk_err *err)
 {
 	autoclose int target = -1;
+	unsigned attrs;
 
 	if (mkdirat(s->stage_fd, "root", 0755) < 0 ||
 	    (target = openat(s->stage_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return husk_err_set(err, errno, "cannot create the image mount point");
 	if (s->img.kind == HUSK_IMAGE_SQUASHFS)
 		return husk_sqfs_server_mount(srv, s->img.fd, target, err);
+	/* A build step writes into the root being built. */
+	attrs = s->plan->build_step ? BIND_NODEV : BIND_RO | BIND_NODEV;
 	if (s->dir_image_detached)
-		return husk_attach_tree(s->dir_image_fd, target, BIND_RO | BIND_NODEV, err, "the image");
-	return husk_bind_fd(s->dir_image_fd, target, BIND_RO | BIND_NODEV, err, "the image");
+		return husk_attach_tree(s->dir_image_fd, target, attrs, err, "the image");
+	return husk_bind_fd(s->dir_image_fd, target, attrs, err, "the image");
 }
 
 struct child_report {
