@@ -1,12 +1,14 @@
 #!/bin/bash
 # Build the tiny test images, as an ordinary user, in seconds.
 #
-# usage: images/tiny/build.sh OUTDIR PROBE
+# usage: images/tiny/build.sh OUTDIR PROBE [HUSK]
 #
 # OUTDIR/tiny/           directory image: static busybox, the probe, a minimal /etc
-# OUTDIR/tiny.sqfs       the same as SquashFS (all files owned by root)
+# OUTDIR/tiny.sqfs       the same as SquashFS (all files owned by root), made
+#                          with `HUSK build` when HUSK is given, else mksquashfs
 # OUTDIR/hostile/        an image whose symlinks point out of the image, for the
 # OUTDIR/hostile.sqfs      safety tests: a launcher must resolve them inside the image
+#                          (always mksquashfs: a careful builder may refuse such links)
 # OUTDIR/corrupt.sqfs    tiny.sqfs with its inode and directory tables overwritten
 #                          (the superblock stays valid, so it still looks like SquashFS)
 # OUTDIR/truncated.sqfs  the first half of tiny.sqfs
@@ -18,9 +20,10 @@ set -euo pipefail
 
 die() { echo "build.sh: $*" >&2; exit 1; }
 
-[ $# -eq 2 ] || die "usage: build.sh OUTDIR PROBE"
+[ $# -eq 2 ] || [ $# -eq 3 ] || die "usage: build.sh OUTDIR PROBE [HUSK]"
 OUTDIR=$1
 PROBE=$2
+HUSK=${3:-}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 
 [ -x "$PROBE" ] || die "probe '$PROBE' is not an executable file"
@@ -145,7 +148,12 @@ build_broken() {
 }
 
 build_tiny
-make_sqfs "$OUTDIR/tiny" "$OUTDIR/tiny.sqfs"
+if [ -n "$HUSK" ]; then
+	rm -f "$OUTDIR/tiny.sqfs"
+	"$HUSK" build -q "$OUTDIR/tiny" "$OUTDIR/tiny.sqfs" >/dev/null
+else
+	make_sqfs "$OUTDIR/tiny" "$OUTDIR/tiny.sqfs"
+fi
 build_hostile
 make_sqfs "$OUTDIR/hostile" "$OUTDIR/hostile.sqfs"
 build_broken

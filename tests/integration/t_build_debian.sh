@@ -1,0 +1,50 @@
+#!/bin/bash
+# husk build FROM debian:bookworm, unprivileged: mmdebstrap bootstraps the
+# base, and apt-get installs a package in a RUN step under root emulation.
+# Needs the network path to a Debian mirror that apt-get on this machine uses.
+. "$(dirname "$0")/lib.sh"
+
+HUSK_TIMEOUT=600
+B=$STAGE/debian
+mkdir -p "$B"
+
+if ! command -v mmdebstrap >/dev/null 2>&1; then
+	case_skip "FROM debian:bookworm" "mmdebstrap is not installed"
+	done_testing
+fi
+if ! grep -q "^$MY_USER:" /etc/subuid 2>/dev/null; then
+	case_skip "FROM debian:bookworm" "$MY_USER has no subordinate ids in /etc/subuid"
+	done_testing
+fi
+
+cat >"$B/recipe" <<'EOF2'
+FROM debian:bookworm
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends hello && \
+    adduser --system --no-create-home husk-svc && id husk-svc
+ENV LANG=C.UTF-8
+EOF2
+
+case_begin "FROM debian:bookworm with apt-get install in a RUN step"
+mine_in_tmp() { find /tmp -maxdepth 1 -mindepth 1 -user "$MY_UID" | sort; }
+before_tmp=$(mine_in_tmp)
+SOURCE_DATE_EPOCH=1700000000 run_husk build "$B/recipe" "$B/deb.sqfs"
+want_status 0
+want_re "step 1/3: FROM debian:bookworm" "$ERR"
+want_re "^uid=[0-9]+\\(husk-svc\\)"
+after_tmp=$(mine_in_tmp)
+if [ "$before_tmp" != "$after_tmp" ]; then
+	case_fail "/tmp changed: $(diff <(echo "$before_tmp") <(echo "$after_tmp") | tr '\n' ' ')"
+fi
+case_end
+
+case_begin "the Debian image runs the installed program; apt's lists and logs are gone"
+run_husk run "$B/deb.sqfs" -- /bin/sh -c 'hello; ls /var/lib/apt/lists | wc -l; ls /var/log/apt 2>/dev/null | wc -l; echo "$LANG"'
+want_status 0
+want_line "Hello, world!"
+want_line "C.UTF-8"
+if [ "$(sed -n 2p "$OUT")" != 0 ] && [ "$(sed -n 2p "$OUT")" != 1 ]; then
+	case_fail "apt lists left in the image: $(sed -n 2p "$OUT")"
+fi
+case_end
+
+done_testing
