@@ -31,13 +31,17 @@ static const struct option run_opts[] = {
 void help_run(bool shell)
 {
 	if (shell)
-		printf("Usage: husk shell [OPTIONS] IMAGE\n\n"
+		printf("Usage: husk shell [OPTIONS] IMAGE[@sha256:HEX]\n\n"
 		       "Start an interactive shell inside IMAGE: $SHELL when the image has it,\n"
 		       "otherwise /bin/sh. Takes the options of 'husk run'.\n\n");
 	else
-		printf("Usage: husk run [OPTIONS] IMAGE [--] COMMAND [ARG...]\n\n"
+		printf("Usage: husk run [OPTIONS] IMAGE[@sha256:HEX] [[--] COMMAND [ARG...]]\n\n"
 		       "Run COMMAND inside IMAGE (a directory or a SquashFS file), as yourself,\n"
-		       "in new user and mount namespaces. No privilege, no daemon.\n\n");
+		       "in new user and mount namespaces. No privilege, no daemon. Without a\n"
+		       "COMMAND, run the image's entrypoint followed by its cmd (from its\n"
+		       "/.husk/metadata.json); a COMMAND given replaces both.\n\n"
+		       "IMAGE@sha256:HEX pins the image: husk computes the SHA-256 of the file it\n"
+		       "opened (the one it then serves) and refuses to run when it differs.\n\n");
 	printf("Options:\n"
 	       "  -b, --bind SRC[:DST[:ro|rw]]  bind host SRC at DST (default DST=SRC, rw);\n"
 	       "                                repeatable; also HUSK_BIND=SPEC,SPEC,...\n"
@@ -48,12 +52,15 @@ void help_run(bool shell)
 	       "                                for MPI wire-up SLURM_*, SLURMD_*, PMIX_*, PMI_*,\n"
 	       "                                OMPI_*, PRTE_*, OPAL_*, HYDRA_*, MPI_LOCAL*\n"
 	       "      --cwd DIR                 working directory inside (default: the current\n"
-	       "                                one, bound in when it is not a system directory)\n"
+	       "                                one, bound in when it is not a system directory;\n"
+	       "                                when it is not available: the image's workdir,\n"
+	       "                                then $HOME, then /)\n"
 	       "      --no-home                 do not bind $HOME\n"
 	       "      --fake-root               appear as uid 0 inside (capabilities stay\n"
 	       "                                confined to the namespace)\n"
 	       "      --writable-tmpfs          writable root; changes vanish at exit\n"
 	       "      --dry-run                 print mounts and environment; run nothing\n"
+
 	       "  -v, --verbose                 say what husk does, with timing (repeat for more)\n"
 	       "  -q, --quiet                   no warnings\n"
 	       "      --help                    this text\n\n"
@@ -61,7 +68,8 @@ void help_run(bool shell)
 	       "image's /.husk/environment, --env-file, -e. HUSK_CONTAINER=1 and\n"
 	       "HUSK_IMAGE are always set.\n\n"
 	       "Exit status: the command's; 128+N if it died of signal N; 125 if husk\n"
-	       "failed; 126 if the command is not executable; 127 if it is not found.\n");
+	       "failed (a pinned image whose digest differs included); 126 if the command\n"
+	       "is not executable; 127 if it is not found.\n");
 }
 
 static int add_bind(struct husk_plan *plan, const char *spec, const char *why,
@@ -119,6 +127,7 @@ int cmd_run(int argc, char **argv, bool shell)
 		"/bin/sh", NULL };
 	int verbosity = 0, c, status;
 	bool quiet = false;
+	char *image = NULL, *pin = NULL;
 
 	husk_plan_init(&plan);
 	if (!getcwd(cwd, sizeof(cwd)))
@@ -168,7 +177,10 @@ int cmd_run(int argc, char **argv, bool shell)
 	cli_log_setup(verbosity, quiet);
 	if (optind >= argc)
 		return cli_usage_error(name, "no image given");
-	plan.image_path = argv[optind++];
+	if (cli_split_pin(argv[optind++], name, &image, &pin) < 0)
+		return HUSK_EXIT_FAILURE;
+	plan.image_path = image;
+	plan.pin_digest = pin;
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
 	if (shell) {
@@ -177,14 +189,15 @@ int cmd_run(int argc, char **argv, bool shell)
 		plan.argv = shell_argv;
 		plan.shell_mode = "/bin/sh";
 	} else {
-		if (optind >= argc)
-			return cli_usage_error(name, "no command given after the image");
-		plan.argv = &argv[optind];
+		/* None: the image's entrypoint and cmd, decided once it is open. */
+		plan.argv = optind < argc ? &argv[optind] : NULL;
 	}
 	status = husk_run(&plan, stdout, &err);
 	if (status < 0)
 		status = cli_fail(&err);
 	cli_repeat_warnings();
 	husk_plan_free(&plan);
+	free(image);
+	free(pin);
 	return status;
 }

@@ -30,6 +30,11 @@ struct husk_setup {
 	char *cwd;                   /* wanted working directory inside */
 	char *home;                  /* $HOME (host), or NULL */
 	char **argv;                 /* command to run */
+	char **image_argv;           /* entrypoint + cmd of the image, when argv is that */
+	struct husk_meta meta;       /* /.husk/metadata.json, empty when there is none */
+	const char *workdir;         /* the image's workdir (in meta), or NULL */
+	char digest[65];             /* the image file's SHA-256, when computed ... */
+	bool have_digest;            /* ... (pinned runs and provenance) */
 	uid_t uid;
 	gid_t gid;
 	sigset_t old_mask;           /* the caller's signal mask, restored for exec */
