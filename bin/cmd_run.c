@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
-	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_HELP };
+	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_HELP };
 
 static const struct option run_opts[] = {
 	{ "bind", required_argument, NULL, 'b' },
@@ -22,6 +22,7 @@ static const struct option run_opts[] = {
 	{ "fake-root", no_argument, NULL, OPT_FAKE_ROOT },
 	{ "writable-tmpfs", no_argument, NULL, OPT_WRITABLE_TMPFS },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "provenance", required_argument, NULL, OPT_PROVENANCE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -60,7 +61,10 @@ void help_run(bool shell)
 	       "                                confined to the namespace)\n"
 	       "      --writable-tmpfs          writable root; changes vanish at exit\n"
 	       "      --dry-run                 print mounts and environment; run nothing\n"
-
+	       "      --provenance FILE         append one JSON record per launch to FILE (image,\n"
+	       "                                digest, command, mounts, environment changes;\n"
+	       "                                created mode 0600: it holds environment values);\n"
+	       "                                also HUSK_PROVENANCE=FILE\n"
 	       "  -v, --verbose                 say what husk does, with timing (repeat for more)\n"
 	       "  -q, --quiet                   no warnings\n"
 	       "      --help                    this text\n\n"
@@ -161,6 +165,7 @@ int cmd_run(int argc, char **argv, bool shell)
 		case OPT_FAKE_ROOT: plan.fake_root = true; break;
 		case OPT_WRITABLE_TMPFS: plan.writable_tmpfs = true; break;
 		case OPT_DRY_RUN: plan.dry_run = true; break;
+		case OPT_PROVENANCE: plan.provenance = optarg; break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = true; break;
 		case OPT_HELP:
@@ -181,6 +186,9 @@ int cmd_run(int argc, char **argv, bool shell)
 		return HUSK_EXIT_FAILURE;
 	plan.image_path = image;
 	plan.pin_digest = pin;
+	/* The option wins over the environment. */
+	if (!plan.provenance && getenv("HUSK_PROVENANCE") && *getenv("HUSK_PROVENANCE"))
+		plan.provenance = getenv("HUSK_PROVENANCE");
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
 	if (shell) {

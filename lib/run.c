@@ -283,6 +283,11 @@ static int plan_launch(struct husk_setup *s, struct husk_err *err)
 	if (husk_identity_files(&s->img, p->fake_root, s->uid, s->gid, s->home, &s->passwd,
 	    &s->group, err) < 0)
 		return -1;
+	/* Opened now, so that a file we cannot write stops the launch before
+	 * anything runs; the record is written just before exec. */
+	if (p->provenance && !p->dry_run && (husk_provenance_open(s, err) < 0 ||
+	    husk_provenance_prepare(s, err) < 0))
+		return -1;
 	return 0;
 }
 
@@ -317,6 +322,8 @@ static void dry_run_report(struct husk_setup *s, FILE *out)
 	if (s->image_argv)
 		fprintf(out, "  (the image's %s%s%s)", s->meta.entrypoint ? "entrypoint" : "",
 			s->meta.entrypoint && s->meta.cmd ? " + " : "", s->meta.cmd ? "cmd" : "");
+	if (p->provenance)
+		fprintf(out, "\nprovenance: a record would be appended to %s", p->provenance);
 	fprintf(out, "\nenvironment:\n");
 	for (size_t i = 0; i < s->env.n; i++)
 		fprintf(out, "  %s\n", s->env.vars[i]);
@@ -332,6 +339,7 @@ static void setup_free(struct husk_setup *s)
 	}
 	free(s->mnts);
 	husk_env_free(&s->env);
+	husk_provenance_free(s);
 	free(s->image_argv);
 	husk_meta_free(&s->meta);
 	husk_image_close(&s->img);
@@ -728,7 +736,7 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 	memset(&s, 0, sizeof(s));
 	s.plan = plan;
 	s.t0 = husk_now_ms();
-	s.proc_fd = s.stage_fd = s.dir_image_fd = -1;
+	s.proc_fd = s.stage_fd = s.dir_image_fd = s.prov_fd = -1;
 	if (husk_check_privilege(err) < 0)
 		return -1;
 	if (plan_launch(&s, err) < 0) {
