@@ -18,6 +18,12 @@ int cli_split_pin(const char *arg, const char *cmd, char **path, char **digest);
 /* Is s 64 lowercase hex digits? */
 bool cli_is_sha256_hex(const char *s);
 
+/* cmd_inspect.c, cmd_verify.c */
+int cmd_inspect(int argc, char **argv);
+void help_inspect(void);
+int cmd_verify(int argc, char **argv);
+void help_verify(void);
+
 /* cmd_run.c */
 int cmd_run(int argc, char **argv, bool shell);
 void help_run(bool shell);
