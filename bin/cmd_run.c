@@ -141,7 +141,7 @@ int cmd_run(int argc, char **argv, bool shell)
 		return HUSK_EXIT_FAILURE;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+b:e:vq", run_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:b:e:vq", run_opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (add_bind(&plan, optarg, "--bind", cwd[0] ? cwd : NULL) < 0)

@@ -182,6 +182,13 @@ want_re "^provenance: "
 want_true "the file was created" test ! -e "$P"
 case_end
 
+case_begin "--provenance without a value is a usage error naming it (125)"
+run_husk run --provenance
+want_status 125
+want_husk_error
+want_re "^husk: option '--provenance' needs a value" "$ERR"
+case_end
+
 case_begin "no leftovers after the provenance runs"
 check_leftovers
 case_end
