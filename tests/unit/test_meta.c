@@ -101,7 +101,7 @@ int main(void)
 		"  \"labels\": {\"org.example.name\": \"app\", \"version\": \"2\"},\n"
 		"  \"entrypoint\": [\"/bin/sh\", \"-c\"],\n"
 		"  \"cmd\": [\"echo \\\"hi\\\" there\"],\n"
-		"  \"workdir\": \"/work/dir\",\n"
+		"  \"workdir\": \"/srv/app\",\n"
 		"  \"build\": {\"husk_version\": \"0.1.0\", \"source_date_epoch\": 1700000000,\n"
 		"    \"date\": \"2023-11-14T22:13:20Z\", \"compression\": \"lz4\",\n"
 		"    \"source\": {\"kind\": \"recipe\", \"path\": \"app.recipe\", \"sha256\": null},\n"
@@ -121,7 +121,7 @@ int main(void)
 		!strcmp(m.entrypoint[1], "-c"));
 	CHECK("cmd keeps quotes and spaces", count(m.cmd) == 1 &&
 		!strcmp(m.cmd[0], "echo \"hi\" there"));
-	CHECK_STR("workdir", m.workdir, "/work/dir");
+	CHECK_STR("workdir", m.workdir, "/srv/app");
 	CHECK("the whole text is kept", m.json && strstr(m.json, "a_field_of_a_later_version"));
 	husk_meta_free(&m);
 	CHECK("free clears", !m.json && !m.env && !m.cmd);
