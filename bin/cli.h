@@ -11,6 +11,19 @@ int cli_fail(const struct husk_err *err);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_repeat_warnings(void);
 
+/* image_arg.c: "IMAGE@sha256:HEX" into a path and a digest (64 lowercase hex
+ * digits, or NULL when there is no suffix), both malloc'd. On a malformed
+ * digest prints a usage error naming cmd and returns -1. */
+int cli_split_pin(const char *arg, const char *cmd, char **path, char **digest);
+/* Is s 64 lowercase hex digits? */
+bool cli_is_sha256_hex(const char *s);
+
+/* cmd_inspect.c, cmd_verify.c */
+int cmd_inspect(int argc, char **argv);
+void help_inspect(void);
+int cmd_verify(int argc, char **argv);
+void help_verify(void);
+
 /* cmd_run.c */
 int cmd_run(int argc, char **argv, bool shell);
 void help_run(bool shell);

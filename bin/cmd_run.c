@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
-	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_HELP };
+	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_HELP };
 
 static const struct option run_opts[] = {
 	{ "bind", required_argument, NULL, 'b' },
@@ -22,6 +22,7 @@ static const struct option run_opts[] = {
 	{ "fake-root", no_argument, NULL, OPT_FAKE_ROOT },
 	{ "writable-tmpfs", no_argument, NULL, OPT_WRITABLE_TMPFS },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "provenance", required_argument, NULL, OPT_PROVENANCE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -31,13 +32,17 @@ static const struct option run_opts[] = {
 void help_run(bool shell)
 {
 	if (shell)
-		printf("Usage: husk shell [OPTIONS] IMAGE\n\n"
+		printf("Usage: husk shell [OPTIONS] IMAGE[@sha256:HEX]\n\n"
 		       "Start an interactive shell inside IMAGE: $SHELL when the image has it,\n"
 		       "otherwise /bin/sh. Takes the options of 'husk run'.\n\n");
 	else
-		printf("Usage: husk run [OPTIONS] IMAGE [--] COMMAND [ARG...]\n\n"
+		printf("Usage: husk run [OPTIONS] IMAGE[@sha256:HEX] [[--] COMMAND [ARG...]]\n\n"
 		       "Run COMMAND inside IMAGE (a directory or a SquashFS file), as yourself,\n"
-		       "in new user and mount namespaces. No privilege, no daemon.\n\n");
+		       "in new user and mount namespaces. No privilege, no daemon. Without a\n"
+		       "COMMAND, run the image's entrypoint followed by its cmd (from its\n"
+		       "/.husk/metadata.json); a COMMAND given replaces both.\n\n"
+		       "IMAGE@sha256:HEX pins the image: husk computes the SHA-256 of the file it\n"
+		       "opened (the one it then serves) and refuses to run when it differs.\n\n");
 	printf("Options:\n"
 	       "  -b, --bind SRC[:DST[:ro|rw]]  bind host SRC at DST (default DST=SRC, rw);\n"
 	       "                                repeatable; also HUSK_BIND=SPEC,SPEC,...\n"
@@ -48,12 +53,18 @@ void help_run(bool shell)
 	       "                                for MPI wire-up SLURM_*, SLURMD_*, PMIX_*, PMI_*,\n"
 	       "                                OMPI_*, PRTE_*, OPAL_*, HYDRA_*, MPI_LOCAL*\n"
 	       "      --cwd DIR                 working directory inside (default: the current\n"
-	       "                                one, bound in when it is not a system directory)\n"
+	       "                                one, bound in when it is not a system directory;\n"
+	       "                                when it is not available: the image's workdir,\n"
+	       "                                then $HOME, then /)\n"
 	       "      --no-home                 do not bind $HOME\n"
 	       "      --fake-root               appear as uid 0 inside (capabilities stay\n"
 	       "                                confined to the namespace)\n"
 	       "      --writable-tmpfs          writable root; changes vanish at exit\n"
 	       "      --dry-run                 print mounts and environment; run nothing\n"
+	       "      --provenance FILE         append one JSON record per launch to FILE (image,\n"
+	       "                                digest, command, mounts, environment changes;\n"
+	       "                                created mode 0600: it holds environment values);\n"
+	       "                                also HUSK_PROVENANCE=FILE\n"
 	       "  -v, --verbose                 say what husk does, with timing (repeat for more)\n"
 	       "  -q, --quiet                   no warnings\n"
 	       "      --help                    this text\n\n"
@@ -61,7 +72,8 @@ void help_run(bool shell)
 	       "image's /.husk/environment, --env-file, -e. HUSK_CONTAINER=1 and\n"
 	       "HUSK_IMAGE are always set.\n\n"
 	       "Exit status: the command's; 128+N if it died of signal N; 125 if husk\n"
-	       "failed; 126 if the command is not executable; 127 if it is not found.\n");
+	       "failed (a pinned image whose digest differs included); 126 if the command\n"
+	       "is not executable; 127 if it is not found.\n");
 }
 
 static int add_bind(struct husk_plan *plan, const char *spec, const char *why,
@@ -119,6 +131,7 @@ int cmd_run(int argc, char **argv, bool shell)
 		"/bin/sh", NULL };
 	int verbosity = 0, c, status;
 	bool quiet = false;
+	char *image = NULL, *pin = NULL;
 
 	husk_plan_init(&plan);
 	if (!getcwd(cwd, sizeof(cwd)))
@@ -128,7 +141,7 @@ int cmd_run(int argc, char **argv, bool shell)
 		return HUSK_EXIT_FAILURE;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+b:e:vq", run_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:b:e:vq", run_opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (add_bind(&plan, optarg, "--bind", cwd[0] ? cwd : NULL) < 0)
@@ -152,6 +165,7 @@ int cmd_run(int argc, char **argv, bool shell)
 		case OPT_FAKE_ROOT: plan.fake_root = true; break;
 		case OPT_WRITABLE_TMPFS: plan.writable_tmpfs = true; break;
 		case OPT_DRY_RUN: plan.dry_run = true; break;
+		case OPT_PROVENANCE: plan.provenance = optarg; break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = true; break;
 		case OPT_HELP:
@@ -168,7 +182,13 @@ int cmd_run(int argc, char **argv, bool shell)
 	cli_log_setup(verbosity, quiet);
 	if (optind >= argc)
 		return cli_usage_error(name, "no image given");
-	plan.image_path = argv[optind++];
+	if (cli_split_pin(argv[optind++], name, &image, &pin) < 0)
+		return HUSK_EXIT_FAILURE;
+	plan.image_path = image;
+	plan.pin_digest = pin;
+	/* The option wins over the environment. */
+	if (!plan.provenance && getenv("HUSK_PROVENANCE") && *getenv("HUSK_PROVENANCE"))
+		plan.provenance = getenv("HUSK_PROVENANCE");
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
 	if (shell) {
@@ -177,14 +197,15 @@ int cmd_run(int argc, char **argv, bool shell)
 		plan.argv = shell_argv;
 		plan.shell_mode = "/bin/sh";
 	} else {
-		if (optind >= argc)
-			return cli_usage_error(name, "no command given after the image");
-		plan.argv = &argv[optind];
+		/* None: the image's entrypoint and cmd, decided once it is open. */
+		plan.argv = optind < argc ? &argv[optind] : NULL;
 	}
 	status = husk_run(&plan, stdout, &err);
 	if (status < 0)
 		status = cli_fail(&err);
 	cli_repeat_warnings();
 	husk_plan_free(&plan);
+	free(image);
+	free(pin);
 	return status;
 }

@@ -12,13 +12,17 @@ static void usage(FILE *out)
 		"Run programs, MPI ranks above all, inside read-only SquashFS or directory\n"
 		"images, as an ordinary user: no setuid, no daemon.\n\n"
 		"Commands:\n"
-		"  run IMAGE [--] CMD [ARG...]   run a command inside an image\n"
+		"  run IMAGE [--] CMD [ARG...]   run a command inside an image (without CMD:\n"
+		"                                the image's entrypoint and cmd)\n"
 		"  shell IMAGE                   an interactive shell inside an image\n"
 		"  build SOURCE OUTPUT.sqfs      build an image from a recipe, a directory,\n"
 		"                                a tar, OCI or Docker archive\n"
+		"  inspect [--json] IMAGE        path, kind, size, digest and metadata of an image\n"
+		"  verify IMAGE@sha256:HEX       check an image file's digest (exit 1: mismatch)\n"
 		"  help [COMMAND]                help on a command\n"
 		"  version                       print the version\n\n"
-		"See 'husk help run' and the husk(1) manual page.\n");
+		"IMAGE@sha256:HEX pins run and shell to an image file's digest.\n"
+		"See 'husk help COMMAND' and the husk(1) manual page.\n");
 }
 
 int main(int argc, char **argv)
@@ -35,6 +39,10 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1, true);
 	if (!strcmp(cmd, "build"))
 		return cmd_build(argc - 1, argv + 1);
+	if (!strcmp(cmd, "inspect"))
+		return cmd_inspect(argc - 1, argv + 1);
+	if (!strcmp(cmd, "verify"))
+		return cmd_verify(argc - 1, argv + 1);
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("husk %s\n", husk_version());
 		return 0;
@@ -54,6 +62,14 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(argv[2], "build")) {
 			help_build();
+			return 0;
+		}
+		if (!strcmp(argv[2], "inspect")) {
+			help_inspect();
+			return 0;
+		}
+		if (!strcmp(argv[2], "verify")) {
+			help_verify();
 			return 0;
 		}
 		fprintf(stderr, "husk: no help for '%s': unknown command; see 'husk help'\n", argv[2]);

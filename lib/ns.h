@@ -6,6 +6,8 @@
 
 #include <signal.h>
 
+struct json_object;
+
 /* One mount of the container, in the order they are made. */
 struct husk_mnt {
 	char *src;           /* host path, for messages and dry-run */
@@ -30,6 +32,13 @@ struct husk_setup {
 	char *cwd;                   /* wanted working directory inside */
 	char *home;                  /* $HOME (host), or NULL */
 	char **argv;                 /* command to run */
+	char **image_argv;           /* entrypoint + cmd of the image, when argv is that */
+	struct husk_meta meta;       /* /.husk/metadata.json, empty when there is none */
+	const char *workdir;         /* the image's workdir (in meta), or NULL */
+	char digest[65];             /* the image file's SHA-256, when computed ... */
+	bool have_digest;            /* ... (pinned runs and provenance) */
+	int prov_fd;                 /* --provenance file (O_APPEND), or -1 */
+	struct json_object *prov;    /* its record, completed by the command process */
 	uid_t uid;
 	gid_t gid;
 	sigset_t old_mask;           /* the caller's signal mask, restored for exec */
@@ -45,6 +54,15 @@ struct husk_setup {
 /* root.c: run in the child; assembles the root, pivots, execs. Returns only
  * on failure. */
 int husk_container_exec(struct husk_setup *s, struct husk_err *err);
+
+/* provenance.c: one JSON line per launch, appended to --provenance FILE.
+ * open and prepare run in the top process before anything is set up (a file
+ * that cannot be opened stops the launch); write runs in the command process
+ * just before exec, so every command that runs has its record. */
+int husk_provenance_open(struct husk_setup *s, struct husk_err *err);
+int husk_provenance_prepare(struct husk_setup *s, struct husk_err *err);
+int husk_provenance_write(struct husk_setup *s, struct husk_err *err);
+void husk_provenance_free(struct husk_setup *s);
 
 /* userns.c */
 int husk_userns_enter(bool fake_root, uid_t uid, gid_t gid, struct husk_err *err);

@@ -270,23 +270,33 @@ static int pivot(int root_fd, struct husk_err *err)
 	return 0;
 }
 
+/* Precedence: --cwd (which must exist), the caller's working directory when
+ * it is visible inside, the image's workdir, $HOME, "/". */
 static int enter_cwd(struct husk_setup *s, struct husk_err *err)
 {
-	if (chdir(s->cwd) == 0)
+	const char *fallback[] = { s->workdir, s->home, "/" };
+	int e;
+
+	if (chdir(s->cwd) == 0) {
+		husk_info("working directory '%s' (%s)", s->cwd, s->plan->cwd ? "--cwd" :
+			"the caller's");
 		return 0;
+	}
+	e = errno;
 	if (s->plan->cwd) {
-		husk_err_set(err, errno, "--cwd '%s' inside the container", s->cwd);
+		husk_err_set(err, e, "--cwd '%s' inside the container", s->cwd);
 		husk_err_hint(err, "give a directory that exists in the image or in a bind");
 		return -1;
 	}
-	if (s->home && chdir(s->home) == 0) {
+	for (size_t i = 0; i < sizeof(fallback) / sizeof(fallback[0]); i++) {
+		if (!fallback[i] || chdir(fallback[i]) < 0)
+			continue;
 		husk_warn("working directory '%s' is not available in the container (%s); "
-			"starting in '%s'", s->cwd, strerror(errno), s->home);
+			"starting in '%s'%s", s->cwd, strerror(e), fallback[i],
+			fallback[i] == s->workdir ? ", the image's workdir" : "");
 		return 0;
 	}
-	husk_warn("working directory '%s' is not available in the container (%s); starting in '/'",
-		s->cwd, strerror(errno));
-	return chdir("/") < 0 ? husk_err_set(err, errno, "cannot enter '/'") : 0;
+	return husk_err_set(err, errno, "cannot enter '/'");
 }
 
 /* execve through the container's PATH (not husk's own). */
@@ -381,6 +391,8 @@ int husk_container_exec(struct husk_setup *s, struct husk_err *err)
 	if (husk_drop_privileges(s->plan->fake_root, err) < 0)
 		return -1;
 	if (s->plan->build_step && husk_root_emulation(err) < 0)
+		return -1;
+	if (husk_provenance_write(s, err) < 0)
 		return -1;
 	if (sigprocmask(SIG_SETMASK, &s->old_mask, NULL) < 0)
 		return husk_err_set(err, errno, "cannot restore the signal mask");

@@ -210,6 +210,65 @@ static int build_mounts(struct husk_setup *s, struct husk_err *err)
 	return 0;
 }
 
+/* A pinned image must have the pinned digest. The fd is hashed, the one the
+ * SquashFS server reads later, so what was checked is what is served. */
+static int check_digest(struct husk_setup *s, struct husk_err *err)
+{
+	struct husk_plan *p = s->plan;
+
+	if (s->img.kind == HUSK_IMAGE_DIR) {
+		if (p->pin_digest)
+			return husk_err_set(err, 0, "image '%s': a directory cannot be pinned to a "
+				"digest; pin a SquashFS image file, or drop '@sha256:...'", p->image_path);
+		return 0;
+	}
+	if (!p->pin_digest && !p->provenance)
+		return 0;
+	if (husk_image_digest(s->img.fd, p->image_path, s->digest, err) < 0)
+		return -1;
+	s->have_digest = true;
+	if (p->pin_digest && strcmp(s->digest, p->pin_digest)) {
+		husk_err_set(err, 0, "image '%s': digest sha256:%s does not match the pinned "
+			"sha256:%s", p->image_path, s->digest, p->pin_digest);
+		husk_err_hint(err, "this is not the image that was pinned: use that one, or check "
+			"this one and pin its digest");
+		return -1;
+	}
+	if (p->pin_digest)
+		husk_info("image digest sha256:%s matches the pin", s->digest);
+	return 0;
+}
+
+/* No command given: the image's entrypoint followed by its cmd, as Docker
+ * does. A command given replaces both (exec semantics). */
+static int choose_command(struct husk_setup *s, struct husk_err *err)
+{
+	size_t n = 0, k = 0;
+
+	if (s->plan->argv) {
+		s->argv = s->plan->argv;
+		return 0;
+	}
+	for (char **a = s->meta.entrypoint; a && *a; a++)
+		n++;
+	for (char **a = s->meta.cmd; a && *a; a++)
+		n++;
+	if (n == 0)
+		return husk_err_set(err, 0, "no command given after the image, and the image has "
+			"no entrypoint or cmd; see 'husk help run'");
+	if (!(s->image_argv = calloc(n + 1, sizeof(char *))))
+		return husk_err_set(err, ENOMEM, "command");
+	for (char **a = s->meta.entrypoint; a && *a; a++)
+		s->image_argv[k++] = *a;
+	for (char **a = s->meta.cmd; a && *a; a++)
+		s->image_argv[k++] = *a;
+	s->argv = s->image_argv;
+	husk_info("no command given: running the image's %s%s%s", s->meta.entrypoint ?
+		"entrypoint" : "", s->meta.entrypoint && s->meta.cmd ? " + " : "",
+		s->meta.cmd ? "cmd" : "");
+	return 0;
+}
+
 static int plan_launch(struct husk_setup *s, struct husk_err *err)
 {
 	struct husk_plan *p = s->plan;
@@ -226,14 +285,21 @@ static int plan_launch(struct husk_setup *s, struct husk_err *err)
 		return husk_err_set(err, 0, "--cwd '%s': not an absolute path; give the directory "
 			"as seen inside the container", p->cwd);
 	s->cwd = strdup(p->cwd ? p->cwd : cwd);
-	if (husk_image_open(&s->img, p->image_path, err) < 0)
+	if (husk_image_open(&s->img, p->image_path, err) < 0 || check_digest(s, err) < 0)
 		return -1;
+	if (husk_meta_read(&s->img, &s->meta, err) < 0 || choose_command(s, err) < 0)
+		return -1;
+	s->workdir = s->meta.workdir;
 	if (build_env(s, err) < 0 || build_mounts(s, err) < 0)
 		return -1;
 	if (!p->build_step && husk_identity_files(&s->img, p->fake_root, s->uid, s->gid, s->home,
 	    &s->passwd, &s->group, err) < 0)
 		return -1;
-	s->argv = p->argv;
+	/* Opened now, so that a file we cannot write stops the launch before
+	 * anything runs; the record is written just before exec. */
+	if (p->provenance && !p->dry_run && (husk_provenance_open(s, err) < 0 ||
+	    husk_provenance_prepare(s, err) < 0))
+		return -1;
 	return 0;
 }
 
@@ -244,6 +310,9 @@ static void dry_run_report(struct husk_setup *s, FILE *out)
 	fprintf(out, "image: %s (%s, mounted read-only, nosuid, nodev)\n", s->img.path,
 		s->img.kind == HUSK_IMAGE_SQUASHFS ? "SquashFS, served by husk over FUSE" :
 		"directory");
+	if (s->have_digest)
+		fprintf(out, "digest: sha256:%s%s\n", s->digest, p->pin_digest ?
+			" (pinned: it matches)" : "");
 	fprintf(out, "ids inside: uid %u gid %u%s\n", p->fake_root ? 0 : (unsigned)s->uid,
 		p->fake_root ? 0 : (unsigned)s->gid, p->fake_root ? " (--fake-root)" : "");
 	fprintf(out, "root: %s\n", p->writable_tmpfs ? "overlay with a writable tmpfs layer" :
@@ -255,10 +324,18 @@ static void dry_run_report(struct husk_setup *s, FILE *out)
 			m->generated ? "(generated)" : m->src, m->dst, m->ro ? "ro" : "rw",
 			m->nodev ? ",nodev" : "", m->optional ? ",optional" : "", m->why);
 	}
-	fprintf(out, "cwd: %s\n", s->cwd);
+	fprintf(out, "cwd: %s%s\n", s->cwd, p->cwd ? " (--cwd)" : "");
+	if (!p->cwd && s->workdir)
+		fprintf(out, "  (when it is not available inside: the image's workdir %s)\n",
+			s->workdir);
 	fprintf(out, "command:");
 	for (char **a = s->argv; *a; a++)
 		fprintf(out, " %s", *a);
+	if (s->image_argv)
+		fprintf(out, "  (the image's %s%s%s)", s->meta.entrypoint ? "entrypoint" : "",
+			s->meta.entrypoint && s->meta.cmd ? " + " : "", s->meta.cmd ? "cmd" : "");
+	if (p->provenance)
+		fprintf(out, "\nprovenance: a record would be appended to %s", p->provenance);
 	fprintf(out, "\nenvironment:\n");
 	for (size_t i = 0; i < s->env.n; i++)
 		fprintf(out, "  %s\n", s->env.vars[i]);
@@ -274,6 +351,9 @@ static void setup_free(struct husk_setup *s)
 	}
 	free(s->mnts);
 	husk_env_free(&s->env);
+	husk_provenance_free(s);
+	free(s->image_argv);
+	husk_meta_free(&s->meta);
 	husk_image_close(&s->img);
 	free(s->passwd);
 	free(s->group);
@@ -674,7 +754,7 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 	memset(&s, 0, sizeof(s));
 	s.plan = plan;
 	s.t0 = husk_now_ms();
-	s.proc_fd = s.stage_fd = s.dir_image_fd = -1;
+	s.proc_fd = s.stage_fd = s.dir_image_fd = s.prov_fd = -1;
 	if (husk_check_privilege(err) < 0)
 		return -1;
 	if (plan_launch(&s, err) < 0) {
