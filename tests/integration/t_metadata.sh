@@ -169,7 +169,9 @@ want_line "  workdir:    /app"
 case_end
 
 case_begin "inspect: an image without metadata says so"
-run_husk inspect "$IMG_SQFS"
+# (tiny.sqfs itself is made by husk build, which writes metadata)
+mk_sqfs "$IMG_DIR" "$STAGE/plain.sqfs"
+run_husk inspect "$STAGE/plain.sqfs"
 want_status 0
 want_line "metadata: none (the image has no /.husk/metadata.json)"
 case_end
