@@ -165,37 +165,6 @@ HUSK_API void husk_meta_free(struct husk_meta *m);
  * what is served. */
 HUSK_API int husk_image_digest(int fd, const char *what, char out[65], struct husk_err *err);
 
-/* ---- importing sources (husk build) ---------------------------------- */
-
-enum husk_source_kind { HUSK_SRC_DIR = 1, HUSK_SRC_TAR, HUSK_SRC_OCI_LAYOUT, HUSK_SRC_OCI_ARCHIVE,
-	HUSK_SRC_DOCKER_ARCHIVE, HUSK_SRC_SQUASHFS, HUSK_SRC_RECIPE };
-HUSK_API int husk_source_detect(const char *path, enum husk_source_kind *kind, struct husk_err *err);
-HUSK_API const char *husk_source_kind_name(enum husk_source_kind kind);
-struct husk_unpack_stats {
-	unsigned long long entries, bytes;
-	unsigned skipped;
-	char first_skipped[256];
-};
-HUSK_API int husk_unpack_tar(int root_fd, int archive_fd, bool whiteouts, const char *what,
-	struct husk_unpack_stats *stats, struct husk_err *err);
-struct husk_oci_config {
-	char **env;
-	char **entrypoint, **cmd;
-	char *workdir;
-	char **labels;
-	char *manifest_digest;
-	char *config_digest;
-	unsigned n_layers;
-};
-HUSK_API int husk_oci_import(int root_fd, const char *path, enum husk_source_kind kind,
-	int scratch_fd, struct husk_oci_config *cfg, struct husk_unpack_stats *stats,
-	struct husk_err *err);
-HUSK_API void husk_oci_config_free(struct husk_oci_config *cfg);
-HUSK_API int husk_copy_in(int root_fd, const char *src, const char *dst,
-	struct husk_unpack_stats *stats, struct husk_err *err);
-HUSK_API int husk_import_squashfs(int root_fd, const char *root_path, const char *image,
-	struct husk_unpack_stats *stats, struct husk_err *err);
-
 /* ---- recipes (husk build) ----------------------------------------------- */
 
 enum husk_instr { HUSK_I_FROM = 1, HUSK_I_RUN, HUSK_I_COPY, HUSK_I_ENV, HUSK_I_WORKDIR,
