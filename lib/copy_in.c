@@ -61,12 +61,45 @@ static int clear_name(int dfd, const char *name, const char *host, const char *c
 	return 0;
 }
 
+/* Make the directories of cpath one at a time, each made 0755 whatever the
+ * umask (a user's 077 must not leave an image whose directories only root
+ * can enter). *created tells whether the last one was made. */
+static int make_dirs(struct copy *c, const char *cpath, bool *created)
+{
+	autofree char *prefix = strdup(cpath);
+	char *p = prefix;
+	int fd = -1;
+
+	if (!prefix)
+		return -1;
+	do {
+		autoclose int mfd = -1;
+		char *slash = strchr(p + 1, '/');
+
+		if (slash)
+			*slash = '\0';
+		if (fd >= 0)
+			close(fd);
+		if ((fd = husk_resolve_create(c->root_fd, prefix, false, NULL, -1, created)) < 0)
+			return -1;
+		if (*created && ((mfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+				 fchmod(mfd, 0755) < 0)) {
+			close(fd);
+			return -1;
+		}
+		if (slash)
+			*slash = '/';
+		p = slash;
+	} while (p);
+	return fd;
+}
+
 /* The directory cpath in the image, made if missing (with its parents), as
  * an O_PATH fd; *created when it was. */
 static int resolve_dir(struct copy *c, const char *cpath, const char *host, bool *created,
 	struct husk_err *err)
 {
-	int fd = husk_resolve_create(c->root_fd, cpath, false, NULL, -1, created);
+	int fd = make_dirs(c, cpath, created);
 	struct stat st;
 
 	if (fd < 0)

@@ -28,6 +28,7 @@ static struct box box_new(const char *name)
 	b.sentinel = fmt("%s/sentinel", b.dir);
 	mkdir(b.dir, 0755);
 	mkdir(b.root, 0755);
+	chmod(b.root, 0755);   /* whatever the umask */
 	mkdir(b.sentinel, 0755);
 	if (run(fmt("echo keep >'%s/keep'", b.sentinel)) != 0)
 		printf("# cannot make the sentinel\n");
@@ -422,6 +423,8 @@ static void test_copy_in(const char *mode)
 	CHECK(fmt("copy (%s): a relative dst is taken from /", mode),
 		husk_copy_in(b.fd, file, "rel/dir/", &st, &err) == 0 &&
 		has_content(b.fd, "rel/dir/a.txt", "a"));
+	CHECK(fmt("copy (%s): missing parents are made 0755", mode),
+		(mode_of(b.fd, "rel") & 07777) == 0755 && (mode_of(b.fd, "rel/dir") & 07777) == 0755);
 
 	/* The rootfs's own symlinks are followed inside it, never out. */
 	symlinkat(b.sentinel, b.fd, "out");
@@ -568,6 +571,8 @@ int main(void)
 		run(fmt("rm -rf '%s'", base));
 		return 0;
 	}
+	/* Modes in the image must not depend on the builder's umask. */
+	umask(077);
 	mkdir(fmt("%s/tars", base), 0755);
 	test_good_tar();
 	test_gzip_pipe();
