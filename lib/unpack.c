@@ -835,7 +835,8 @@ int husk_wr_finish(struct husk_wr *w, struct husk_err *err)
 	/* Reverse order of names puts a directory's descendants before it, so
 	 * a directory that becomes read-only (or unsearchable) is done last;
 	 * for a directory listed twice the last listing wins. */
-	qsort(w->dirs, w->n_dirs, sizeof(*w->dirs), cmp_dirs);
+	if (w->n_dirs)
+		qsort(w->dirs, w->n_dirs, sizeof(*w->dirs), cmp_dirs);
 	for (size_t i = 0; i < w->n_dirs; i++) {
 		if (i > 0 && !strcmp(w->dirs[i].path, w->dirs[i - 1].path))
 			continue;

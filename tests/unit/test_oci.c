@@ -190,6 +190,14 @@ struct result {
 	int scratch_left;   /* entries left in the scratch directory */
 };
 
+static void drop(struct result *x)
+{
+	husk_oci_config_free(&x->cfg);
+	if (x->root_fd >= 0)
+		close(x->root_fd);
+	x->root_fd = -1;
+}
+
 static struct result import(const char *name, const char *path, enum husk_source_kind kind)
 {
 	struct result x = { 0 };
@@ -243,26 +251,31 @@ static void check_umoci_image(const char *name, struct result *x, bool docker)
 static void test_layouts(void)
 {
 	const char *lay = fmt("%s/lay", base);
-	struct result x;
+	struct result x = { .root_fd = -1 };
 	char *index;
 
 	if (!have_umoci)
 		return;
+	drop(&x);
 	x = import("layout", lay, HUSK_SRC_OCI_LAYOUT);
 	check_umoci_image("layout", &x, false);
 	index = slurp(AT_FDCWD, fmt("%s/index.json", lay));
 	CHECK("layout: the manifest digest is the one index.json names",
 		x.cfg.manifest_digest && index && strstr(index, x.cfg.manifest_digest));
+	drop(&x);
 	x = import("archive", fmt("%s/oci.tar", base), HUSK_SRC_OCI_ARCHIVE);
 	check_umoci_image("OCI archive", &x, false);
+	drop(&x);
 	x = import("archive-gz", fmt("%s/oci.tar.gz", base), HUSK_SRC_OCI_ARCHIVE);
 	check_umoci_image("OCI archive (gzip)", &x, false);
 	if (exists(AT_FDCWD, fmt("%s/skopeo.tar", base))) {
+		drop(&x);
 		x = import("skopeo", fmt("%s/skopeo.tar", base), HUSK_SRC_DOCKER_ARCHIVE);
 		check_umoci_image("Docker archive by skopeo", &x, true);
 	} else {
 		printf("skip - Docker archive by skopeo: skopeo not installed or failed\n");
 	}
+	drop(&x);
 }
 
 static void test_docker(void)
@@ -283,7 +296,7 @@ static void test_docker(void)
 		!strcmp(x.cfg.config_digest, fmt("sha256:%s", chex)) && !x.cfg.manifest_digest &&
 		x.cfg.n_layers == 2);
 	CHECK("docker: the scratch directory is left empty", x.scratch_left == 0);
-	husk_oci_config_free(&x.cfg);
+	drop(&x);
 	CHECK("docker: config freed", !x.cfg.env && !x.cfg.config_digest);
 }
 
@@ -332,6 +345,7 @@ static void refused(const char *name, const char *path, enum husk_source_kind ki
 	CHECK(fmt("%s: refused with a message naming it", name), x.r == -1 &&
 		says(x.err.msg, want1, want2, NULL));
 	CHECK(fmt("%s: the scratch directory is left empty", name), x.scratch_left == 0);
+	drop(&x);
 }
 
 static void test_tampered(void)
@@ -402,13 +416,14 @@ static void test_tampered(void)
 		"tar -C '%s/t-docker3' -cf '%s/t-docker3.tar' .", base, base, base, base, base, base));
 	refused("missing Docker layer", fmt("%s/t-docker3.tar", base), HUSK_SRC_DOCKER_ARCHIVE,
 		"layer 2: missing layer file 'l2/layer.tar.gz'", NULL);
+	drop(&ok);
 }
 
 /* ---- choosing a manifest ------------------------------------------------------ */
 
 static void test_index(void)
 {
-	struct result ok, x;
+	struct result ok, x = { .root_fd = -1 };
 	char *a, *a_text, *b, *lay, *nested, *bad_cfg, *bad_manifest;
 
 	if (!have_umoci)
@@ -424,6 +439,7 @@ static void test_index(void)
 
 	write_file(fmt("%s/index.json", lay), fmt("{\"schemaVersion\":2,\"manifests\":[%s,%s]}",
 		desc_json(lay, "manifest", a, NULL, "one"), desc_json(lay, "manifest", a, NULL, "two")));
+	drop(&x);
 	x = import("index-dup", lay, HUSK_SRC_OCI_LAYOUT);
 	CHECK("index: two tags of one image are one image", x.r == 0 &&
 		!strcmp(x.cfg.manifest_digest, a));
@@ -431,6 +447,7 @@ static void test_index(void)
 	write_file(fmt("%s/index.json", lay), fmt("{\"schemaVersion\":2,\"manifests\":[%s,%s]}",
 		desc_json(lay, "manifest", b, other_arch(0), NULL),
 		desc_json(lay, "manifest", a, host_arch(), NULL)));
+	drop(&x);
 	x = import("index-arch", lay, HUSK_SRC_OCI_LAYOUT);
 	CHECK("index: the manifest for this architecture is chosen", x.r == 0 &&
 		!strcmp(x.cfg.manifest_digest, a));
@@ -438,6 +455,7 @@ static void test_index(void)
 	write_file(fmt("%s/index.json", lay), fmt("{\"schemaVersion\":2,\"manifests\":[%s,%s]}",
 		desc_json(lay, "manifest", b, other_arch(0), NULL),
 		desc_json(lay, "manifest", a, other_arch(1), "t")));
+	drop(&x);
 	x = import("index-none", lay, HUSK_SRC_OCI_LAYOUT);
 	CHECK("index: none for this architecture: an error listing them", x.r == -1 &&
 		says(x.err.msg, "holds 2 images and none for linux/", fmt("linux/%s", other_arch(0)),
@@ -446,6 +464,7 @@ static void test_index(void)
 
 	write_file(fmt("%s/index.json", lay), fmt("{\"schemaVersion\":2,\"manifests\":[%s,%s]}",
 		desc_json(lay, "manifest", b, NULL, NULL), desc_json(lay, "manifest", a, NULL, NULL)));
+	drop(&x);
 	x = import("index-noplatform", lay, HUSK_SRC_OCI_LAYOUT);
 	CHECK("index: two images without platforms: an error", x.r == -1 &&
 		says(x.err.msg, "holds 2 images", "no platform", NULL));
@@ -455,6 +474,7 @@ static void test_index(void)
 		desc_json(lay, "manifest", a, host_arch(), NULL)));
 	write_file(fmt("%s/index.json", lay), fmt("{\"schemaVersion\":2,\"manifests\":[%s]}",
 		desc_json(lay, "index", nested, NULL, "multi")));
+	drop(&x);
 	x = import("index-nested", lay, HUSK_SRC_OCI_LAYOUT);
 	CHECK("index: a nested image index is followed", x.r == 0 &&
 		!strcmp(x.cfg.manifest_digest, a));
@@ -466,6 +486,7 @@ static void test_index(void)
 		"\"layers\":[]}", bad_cfg, size_of(blob_path(lay, bad_cfg))));
 	write_file(fmt("%s/index.json", lay), fmt("{\"schemaVersion\":2,\"manifests\":[%s]}",
 		desc_json(lay, "manifest", bad_manifest, NULL, NULL)));
+	drop(&x);
 	x = import("index-badconfig", lay, HUSK_SRC_OCI_LAYOUT);
 	CHECK("index: a malformed config is an error", x.r == -1 &&
 		says(x.err.msg, "config: malformed: 'Env' is not a list of strings", NULL));
@@ -473,9 +494,12 @@ static void test_index(void)
 	write_file(fmt("%s/index.json", lay), "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":"
 		"\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:../../etc/passwd\","
 		"\"size\":1}]}");
+	drop(&x);
 	x = import("index-baddigest", lay, HUSK_SRC_OCI_LAYOUT);
 	CHECK("index: a digest that is not hex is refused", x.r == -1 &&
 		says(x.err.msg, "digest 'sha256:../../etc/passwd'", NULL));
+	drop(&x);
+	drop(&ok);
 }
 
 int main(void)
