@@ -165,6 +165,99 @@ HUSK_API void husk_meta_free(struct husk_meta *m);
  * what is served. */
 HUSK_API int husk_image_digest(int fd, const char *what, char out[65], struct husk_err *err);
 
+/* ---- importing sources (husk build) ------------------------------------
+ *
+ * These fill the root directory of an image being built (root_fd) from each
+ * kind of build source. They run where `husk build` runs its worker: as root
+ * of a user namespace that maps only the caller, so they may write the
+ * caller's read-only directories but cannot chown or mknod. Ownership is not
+ * restored (everything belongs to the caller); modes, setuid bits included,
+ * and mtimes are. Nothing is ever written outside root_fd: entry names with
+ * ".." or a leading "/" are refused, and no symlink inside the root is
+ * followed while writing or deleting. On error, root_fd may hold part of the
+ * source: the caller discards it. */
+
+enum husk_source_kind { HUSK_SRC_DIR = 1, HUSK_SRC_TAR, HUSK_SRC_OCI_LAYOUT, HUSK_SRC_OCI_ARCHIVE,
+	HUSK_SRC_DOCKER_ARCHIVE, HUSK_SRC_SQUASHFS, HUSK_SRC_RECIPE };
+/* Tell a build source apart by content: a directory with an `oci-layout` file
+ * and index.json is an OCI layout, any other directory a rootfs; a file
+ * starting with "hsqs" is SquashFS; a tar archive (any compression libarchive
+ * reads) holding `oci-layout`+`index.json` is an OCI archive, one holding
+ * `manifest.json` (docker save / podman save format) a Docker archive, any
+ * other tar a rootfs tar; a text file whose first instruction line (after
+ * comments/blank lines) starts with FROM (case-insensitive) is a recipe. */
+HUSK_API int husk_source_detect(const char *path, enum husk_source_kind *kind, struct husk_err *err);
+/* "directory", "tar", "oci-layout", "oci-archive", "docker-archive",
+ * "squashfs", "recipe" (the names of metadata.json's build.source.kind). */
+HUSK_API const char *husk_source_kind_name(enum husk_source_kind kind);
+
+struct husk_unpack_stats {
+	unsigned long long entries, bytes;
+	unsigned skipped;             /* device nodes and sockets skipped */
+	char first_skipped[256];      /* the first one's path, for the warning */
+};
+/* Extract one tar stream from archive_fd (read from its current offset; any
+ * compression libarchive reads; a pipe works) into the directory root_fd.
+ * With whiteouts, OCI whiteouts are honoured: `.wh.NAME` removes NAME left by
+ * earlier layers, `.wh..wh..opq` removes every entry of that directory left by
+ * earlier layers (entries of the same layer stay, whatever their order in the
+ * archive); whiteout files themselves never appear in the result. `what`
+ * names the archive in errors, e.g. "layer 2 (sha256:ab12...) of 'app.tar'".
+ * Device nodes and sockets are skipped and counted; FIFOs are made. The
+ * entry for the root itself ("./") is ignored: the root's mode is the build's.
+ * Relative symlink targets must stay inside the root from the link's own
+ * directory; hard link targets must be earlier entries. Directory modes and
+ * mtimes are applied once the whole stream is in. */
+HUSK_API int husk_unpack_tar(int root_fd, int archive_fd, bool whiteouts, const char *what,
+	struct husk_unpack_stats *stats, struct husk_err *err);
+
+struct husk_oci_config {   /* from the image config; every field may be NULL */
+	char **env;            /* "NAME=VALUE", NULL-terminated */
+	char **entrypoint, **cmd;
+	char *workdir;
+	char **labels;         /* "KEY=VALUE" */
+	char *manifest_digest; /* "sha256:..." (NULL for a Docker archive: it has none) */
+	char *config_digest;
+	unsigned n_layers;
+};
+/* Import an OCI layout / OCI archive / Docker archive into root_fd: pick the
+ * manifest (the only one, or the one for the running architecture and linux
+ * from an index; an error listing them otherwise), verify the digest of every
+ * blob read against its descriptor (a Docker archive's layers against the
+ * config's diff_ids; mismatch = error naming the blob), apply layers in order
+ * with whiteouts. scratch_fd is a directory in which temporary files may be
+ * made (an archive is extracted there); they are removed before returning,
+ * on error too. *cfg is filled only on success (free it with
+ * husk_oci_config_free); stats add up over the layers. */
+HUSK_API int husk_oci_import(int root_fd, const char *path, enum husk_source_kind kind,
+	int scratch_fd, struct husk_oci_config *cfg, struct husk_unpack_stats *stats,
+	struct husk_err *err);
+HUSK_API void husk_oci_config_free(struct husk_oci_config *cfg);
+
+/* Copy a host file or directory tree into the rootfs (a directory source,
+ * and the recipe COPY instruction). src is a host path (followed if it is a
+ * symlink itself): a directory is copied with its contents (symlinks inside
+ * it copied as symlinks, not followed; hard links kept as hard links within
+ * the copy; device nodes/sockets skipped and counted in stats); a file as a
+ * file. dst is a path inside the rootfs (a relative one is taken from "/"):
+ * it and the directories of the copy are resolved inside root_fd, following
+ * the rootfs's symlinks as the container would, never out of it
+ * (husk_resolve_create with n_allowed = -1, meaning any mount); the last
+ * component of what is copied is never followed (an existing file or symlink
+ * there is replaced; a directory is not replaced by a non-directory). Docker
+ * COPY rules: when dst ends with '/' or is an existing directory, a src file
+ * goes inside it under its basename; a src directory's *contents* go into
+ * dst. Missing parents are created. Modes and mtimes are kept (those of the
+ * directories the copy creates; existing ones keep theirs); ownership is not. */
+HUSK_API int husk_copy_in(int root_fd, const char *src, const char *dst,
+	struct husk_unpack_stats *stats, struct husk_err *err);
+
+/* Extract a SquashFS image into root_fd (FROM img.sqfs) with libhusk's own
+ * SquashFS reader (no external tool): same rules as husk_unpack_tar. root_path
+ * is the path of root_fd (unused; kept for an external extractor). */
+HUSK_API int husk_import_squashfs(int root_fd, const char *root_path, const char *image,
+	struct husk_unpack_stats *stats, struct husk_err *err);
+
 /* ---- recipes (husk build) ----------------------------------------------- */
 
 enum husk_instr { HUSK_I_FROM = 1, HUSK_I_RUN, HUSK_I_COPY, HUSK_I_ENV, HUSK_I_WORKDIR,

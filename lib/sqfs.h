@@ -13,6 +13,9 @@ void husk_sqfs_reader_close(struct sqfs_reader *r);
 bool husk_sqfs_reader_exists(struct sqfs_reader *r, const char *path);
 int husk_sqfs_reader_read(struct sqfs_reader *r, const char *path, char **buf, size_t *len,
 	size_t max);
+/* The libsquashfuse instance behind a reader, for walking the whole image
+ * (`husk build FROM img.sqfs` extracts it). */
+struct sqfs *husk_sqfs_reader_fs(struct sqfs_reader *r);
 
 struct husk_sqfs_server;
 /* Mount the image open on image_fd at the directory target_fd (O_PATH), read

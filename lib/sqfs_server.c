@@ -183,6 +183,11 @@ int husk_sqfs_reader_read(struct sqfs_reader *r, const char *path, char **buf, s
 	return 0;
 }
 
+sqfs *husk_sqfs_reader_fs(struct sqfs_reader *r)
+{
+	return &r->fs;
+}
+
 /* ---- the server ------------------------------------------------------- */
 
 struct husk_sqfs_server {

@@ -149,6 +149,18 @@ int main(void)
 		snprintf(p, sizeof(p), "/forbidden%d", pass);
 		fd = husk_resolve_create(rootfd, p, false, NULL, 0, &created);
 		CHECK(name, fd < 0 && errno == EXDEV);
+		snprintf(name, sizeof(name), "%s: n_allowed < 0 allows any mount", mode);
+		snprintf(p, sizeof(p), "/evil/anymount%d", pass);
+		fd = husk_resolve_create(rootfd, p, false, NULL, -1, &created);
+		{
+			char *w = fd >= 0 ? where(fd) : NULL;
+			char want[64];
+			snprintf(want, sizeof(want), "/anymount%d", pass);
+			CHECK_STR(name, w, want);
+			free(w);
+		}
+		if (fd >= 0)
+			close(fd);
 	}
 	{
 		struct stat st;
