@@ -185,7 +185,7 @@ bad_recipe "unknown instruction, named with its line" "FROM scratch
 FROBNICATE now" "line 4: unknown instruction 'FROBNICATE'"
 bad_recipe "a Docker instruction husk does not take" "FROM scratch
 ADD x /y" "line 2: instruction 'ADD' is not supported.*use COPY"
-bad_recipe "an instruction before FROM" "RUN true" "line 1: RUN before FROM"
+bad_recipe "an instruction before FROM" "RUN true" "first instruction is not FROM"
 bad_recipe "a second FROM" "FROM scratch
 FROM scratch" "line 2: a second FROM"
 bad_recipe "COPY from outside the context" "FROM scratch
