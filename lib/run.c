@@ -141,6 +141,20 @@ static bool system_dir(const char *path)
 	return false;
 }
 
+/* The host's /etc/hosts and /etc/resolv.conf, read-only, when it has them. */
+static int add_name_service(struct husk_setup *s, struct husk_err *err)
+{
+	static const char *const files[] = { "/etc/hosts", "/etc/resolv.conf", NULL };
+
+	for (int i = 0; files[i]; i++) {
+		struct husk_mnt *m = add_mnt(s, files[i], files[i], "default");
+		if (!m)
+			return husk_err_set(err, ENOMEM, "mount list");
+		m->ro = m->optional = true;
+	}
+	return 0;
+}
+
 static int build_mounts(struct husk_setup *s, struct husk_err *err)
 {
 	struct husk_plan *p = s->plan;
@@ -152,18 +166,11 @@ static int build_mounts(struct husk_setup *s, struct husk_err *err)
 	if (!(m = add_mnt(s, "/dev", "/dev", "default")))
 		return husk_err_set(err, ENOMEM, "mount list");
 	m->nodev = false;  /* device nodes must work: /dev/null, GPUs, InfiniBand */
-	if (p->build_step) {
+	if (p->build_step)
 		/* A RUN step of husk build: the image's own /tmp, no host HOME or
 		 * working directory, and the image's own passwd/group (which apt
 		 * may rewrite); DNS and hosts from the host, for downloads. */
-		if (!(m = add_mnt(s, "/etc/hosts", "/etc/hosts", "default")))
-			return husk_err_set(err, ENOMEM, "mount list");
-		m->ro = m->optional = true;
-		if (!(m = add_mnt(s, "/etc/resolv.conf", "/etc/resolv.conf", "default")))
-			return husk_err_set(err, ENOMEM, "mount list");
-		m->ro = m->optional = true;
-		return 0;
-	}
+		return add_name_service(s, err);
 	if (!(m = add_mnt(s, "/tmp", "/tmp", "default")))
 		return husk_err_set(err, ENOMEM, "mount list");
 	if (s->home && !p->no_home) {
@@ -182,12 +189,8 @@ static int build_mounts(struct husk_setup *s, struct husk_err *err)
 			return husk_err_set(err, ENOMEM, "mount list");
 		m->optional = true;
 	}
-	if (!(m = add_mnt(s, "/etc/hosts", "/etc/hosts", "default")))
-		return husk_err_set(err, ENOMEM, "mount list");
-	m->ro = m->optional = true;
-	if (!(m = add_mnt(s, "/etc/resolv.conf", "/etc/resolv.conf", "default")))
-		return husk_err_set(err, ENOMEM, "mount list");
-	m->ro = m->optional = true;
+	if (add_name_service(s, err) < 0)
+		return -1;
 	if (!(m = add_mnt(s, "passwd", "/etc/passwd", "generated")))
 		return husk_err_set(err, ENOMEM, "mount list");
 	m->ro = m->generated = true;
