@@ -3,14 +3,15 @@
 # Build: compiler, autotools, the libraries configure looks for.
 # Tests: busybox-static and squashfs-tools for the test images, fuse3 for
 # /dev/fuse, util-linux's setpriv to run tests as an ordinary user, umoci
-# to make OCI image layouts for the husk build tests, mmdebstrap and uidmap
-# for FROM debian:SUITE (unprivileged Debian bootstraps), jq to read the
-# JSON of husk inspect --json and of provenance records.
+# (and skopeo, for Docker archives) to make OCI image layouts for the husk
+# build tests, mmdebstrap and uidmap for FROM debian:SUITE (unprivileged
+# Debian bootstraps), jq to read the JSON of husk inspect --json and of
+# provenance records.
 set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
       libsquashfuse-dev libfuse3-dev fuse3 libcap-dev libhwloc-dev uuid-dev libdeflate-dev
       libarchive-dev libjson-c-dev libssl-dev
-      squashfs-tools busybox-static util-linux procps umoci jq
+      squashfs-tools busybox-static util-linux procps umoci skopeo jq
       mmdebstrap uidmap"
 if [ "$(id -u)" -ne 0 ]; then
 	echo "tests/deps.sh: run as root (it installs Debian packages): sudo $0" >&2

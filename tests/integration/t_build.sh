@@ -162,6 +162,32 @@ if command -v umoci >/dev/null 2>&1; then
 	want_line "second"
 	want_line "whiteout honoured"
 	case_end
+
+	case_begin "the same image as an OCI archive (a tar of the layout)"
+	tar -C "$L" -cf "$B/oci.tar" .
+	run_husk build -q "$B/oci.tar" "$B/out/ocitar.sqfs"
+	want_status 0
+	run_husk run "$B/out/ocitar.sqfs" -- /bin/sh -c 'echo "$OCI_VAR"; cat /added'
+	want_line "from-oci"
+	want_line "second"
+	case_end
+
+	if command -v skopeo >/dev/null 2>&1; then
+		case_begin "the same image as a Docker archive written by skopeo"
+		rm -f "$B/docker.tar"
+		skopeo --tmpdir "$B" copy -q "oci:$L:t" "docker-archive:$B/docker.tar:husk/test:1" \
+			>"$B/skopeo.log" 2>&1 || { case_fail "skopeo failed"; diag_file skopeo "$B/skopeo.log"; }
+		run_husk build -q "$B/docker.tar" "$B/out/docker.sqfs"
+		want_status 0
+		run_husk inspect "$B/out/docker.sqfs"
+		want_re "docker-archive"
+		run_husk run "$B/out/docker.sqfs" -- /bin/sh -c 'echo "$OCI_VAR"; pwd; ls /deleted-later 2>&1 || echo whiteout honoured'
+		want_line "from-oci"
+		want_line "whiteout honoured"
+		case_end
+	else
+		case_skip "a Docker archive written by skopeo" "skopeo is not installed"
+	fi
 else
 	case_skip "an OCI layout made by umoci" "umoci is not installed"
 fi

@@ -47,4 +47,18 @@ if [ "$(sed -n 2p "$OUT")" != 0 ] && [ "$(sed -n 2p "$OUT")" != 1 ]; then
 fi
 case_end
 
+# The project's own image for the MPI tests and benchmarks (images/debian/recipe).
+case_begin "images/debian/recipe builds: Open MPI, a compiler, Python with numpy, the data file"
+run_husk build -q "$DEBIAN_RECIPE" "$B/mpi.sqfs"
+want_status 0
+run_husk run "$B/mpi.sqfs" -- /bin/sh -c 'python3 -c "import numpy; print(\"numpy\", numpy.__version__)"; mpirun --version | head -1; mpicc --showme:command; stat -c %s /data/blob.bin'
+want_status 0
+want_re "^numpy [0-9]"
+want_re "^mpirun \\(Open MPI\\) 4"
+want_line "gcc"
+want_line "41943040"
+run_husk inspect "$B/mpi.sqfs"
+want_re "husk Debian 12 MPI image"
+case_end
+
 done_testing
