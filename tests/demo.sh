@@ -1,6 +1,7 @@
 #!/bin/sh
 # One command for a fresh Debian 12 machine: install dependencies, build husk,
-# build a small demo image, and run a demo job inside it as an ordinary user.
+# build a small demo image with husk build, and run a demo job inside it, all
+# as an ordinary user.
 set -eu
 cd "$(dirname "$0")/.."
 tests/deps.sh
@@ -20,14 +21,31 @@ cp images/tiny/build.sh "$demo/build-image.sh"
 chmod -R a+rX "$demo"
 chown -R "$user" "$demo" 2>/dev/null || true
 cd "$demo"
-echo "== building the demo image (busybox + a probe) as $user"
+echo "== building a base tree (busybox + a probe) as $user"
 run_as bash ./build-image.sh "$demo/img" "$demo/probe" >/dev/null
-ls -l "$demo/img/tiny.sqfs"
-echo "== husk run tiny.sqfs -- a job: identity, read-only root, a computation"
-run_as ./husk run "$demo/img/tiny.sqfs" -- /bin/sh -c '
-	echo "inside: $(id)  HUSK_CONTAINER=$HUSK_CONTAINER"
+cat >recipe <<'EOF'
+# The demo image: the busybox tree, a job script, metadata.
+FROM img/tiny
+ENV GREETING="hello from an image made by husk build"
+WORKDIR /opt/demo
+RUN printf '%s\n' 'i=0; s=0; while [ $i -lt 20000 ]; do s=$((s+i)); i=$((i+1)); done' \
+        'echo "$GREETING: sum 0..19999 = $s"' > job.sh && chown 0:0 job.sh
+LABEL org.example.demo=yes
+CMD ["/bin/sh", "/opt/demo/job.sh"]
+EOF
+chown "$user" recipe 2>/dev/null || true
+echo "== husk build recipe demo.sqfs (unprivileged; RUN under root emulation)"
+out=$(run_as ./husk build -q recipe demo.sqfs)
+echo "$out"
+digest=${out#* }
+echo "== husk inspect demo.sqfs"
+run_as ./husk inspect demo.sqfs | head -n 12
+echo "== husk run demo.sqfs@$digest: identity, read-only root, the job"
+run_as ./husk run "demo.sqfs@$digest" -- /bin/sh -c '
+	echo "inside: $(id)  HUSK_CONTAINER=$HUSK_CONTAINER  cwd=$(pwd)"
 	echo "root filesystem: $(grep " / " /proc/mounts | cut -d" " -f3,4 | cut -d, -f1)"
 	touch /usr/x 2>/dev/null && echo "root is writable?!" || echo "the image is read-only, as it should be"
-	i=0; s=0; while [ $i -lt 20000 ]; do s=$((s+i)); i=$((i+1)); done; echo "sum 0..19999 = $s"
 	/probe caps | grep -E "CapEff|NoNewPrivs"'
+echo "== husk run demo.sqfs (no command: the image's CMD)"
+run_as ./husk run demo.sqfs
 echo "== demo finished: exit status $?"
