@@ -3,7 +3,12 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *out)
 {
@@ -25,6 +30,33 @@ static void usage(FILE *out)
 		"See 'husk help COMMAND' and the husk(1) manual page.\n");
 }
 
+/* husk build runs husk-build: from beside this husk (a build tree, a staged
+ * copy), else from where make install put it. */
+static int exec_build(int argc, char **argv)
+{
+	char self[PATH_MAX], beside[PATH_MAX + 16];
+	const char *installed = HUSK_LIBEXECDIR "/husk-build";
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char **args = calloc((size_t)argc + 2, sizeof(*args));
+
+	if (!args)
+		return HUSK_EXIT_FAILURE;
+	args[0] = "husk-build";
+	for (int i = 0; i < argc; i++)
+		args[i + 1] = argv[i];
+	if (n > 0) {
+		self[n] = '\0';
+		snprintf(beside, sizeof(beside), "%s/husk-build", dirname(self));
+		execv(beside, args);
+	}
+	execv(installed, args);
+	fprintf(stderr, "husk: cannot run husk-build (looked beside husk and in '%s'): %s; "
+		"reinstall husk, or keep husk-build next to the husk binary\n", HUSK_LIBEXECDIR,
+		strerror(errno));
+	free(args);
+	return HUSK_EXIT_FAILURE;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -38,7 +70,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "shell"))
 		return cmd_run(argc - 1, argv + 1, true);
 	if (!strcmp(cmd, "build"))
-		return cmd_build(argc - 1, argv + 1);
+		return exec_build(argc - 1, argv + 1);
 	if (!strcmp(cmd, "inspect"))
 		return cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(cmd, "verify"))
@@ -61,8 +93,8 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		if (!strcmp(argv[2], "build")) {
-			help_build();
-			return 0;
+			char *args[] = { "build", "--help", NULL };
+			return exec_build(2, args);
 		}
 		if (!strcmp(argv[2], "inspect")) {
 			help_inspect();

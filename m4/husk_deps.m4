@@ -61,7 +61,12 @@ AC_DEFUN([HUSK_CHECK_JSONC], [
   HUSK_REQUIRE_PKG([JSONC], [json-c >= 0.15], [libjson-c-dev], [json-c])
 ])
 
-dnl SHA-256 of images and OCI blobs (uses the CPU's SHA extensions).
+dnl SHA-256 of images in husk run (uses the CPU's SHA extensions; cheap to load).
+AC_DEFUN([HUSK_CHECK_NETTLE], [
+  HUSK_REQUIRE_PKG([NETTLE], [nettle >= 3.4], [nettle-dev], [nettle])
+])
+
+dnl OCI blob digests in husk build (any algorithm a descriptor names).
 AC_DEFUN([HUSK_CHECK_LIBCRYPTO], [
   HUSK_REQUIRE_PKG([LIBCRYPTO], [libcrypto >= 1.1], [libssl-dev], [OpenSSL libcrypto])
 ])

@@ -16,7 +16,7 @@ else
 fi
 demo=$(mktemp -d /tmp/husk-demo.XXXXXX)
 trap 'rm -rf "$demo"' EXIT INT TERM
-cp bin/husk tests/probe/probe "$demo/"
+cp bin/husk bin/husk-build tests/probe/probe "$demo/"
 cp images/tiny/build.sh "$demo/build-image.sh"
 chmod -R a+rX "$demo"
 chown -R "$user" "$demo" 2>/dev/null || true
