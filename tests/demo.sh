@@ -17,12 +17,13 @@ fi
 demo=$(mktemp -d /tmp/husk-demo.XXXXXX)
 trap 'rm -rf "$demo"' EXIT INT TERM
 cp bin/husk bin/husk-build tests/probe/probe "$demo/"
-cp images/tiny/build.sh "$demo/build-image.sh"
+mkdir "$demo/tiny-image"
+cp images/tiny/build.sh images/tiny/recipe "$demo/tiny-image/"
 chmod -R a+rX "$demo"
 chown -R "$user" "$demo" 2>/dev/null || true
 cd "$demo"
 echo "== building a base tree (busybox + a probe) as $user"
-run_as bash ./build-image.sh "$demo/img" "$demo/probe" >/dev/null
+run_as bash ./tiny-image/build.sh "$demo/img" "$demo/probe" "$demo/husk" >/dev/null
 cat >recipe <<'EOF'
 # The demo image: the busybox tree, a job script, metadata.
 FROM img/tiny

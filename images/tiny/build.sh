@@ -1,11 +1,11 @@
 #!/bin/bash
 # Build the tiny test images, as an ordinary user, in seconds.
 #
-# usage: images/tiny/build.sh OUTDIR PROBE [HUSK]
+# usage: images/tiny/build.sh OUTDIR PROBE HUSK
 #
-# OUTDIR/tiny/           directory image: static busybox, the probe, a minimal /etc
-# OUTDIR/tiny.sqfs       the same as SquashFS (all files owned by root), made
-#                          with `HUSK build` when HUSK is given, else mksquashfs
+# OUTDIR/tiny.sqfs       `HUSK build images/tiny/recipe`: static busybox, the
+#                          probe, a minimal /etc, an image environment
+# OUTDIR/tiny/           the same tree as a directory image (unsquashfs)
 # OUTDIR/hostile/        an image whose symlinks point out of the image, for the
 # OUTDIR/hostile.sqfs      safety tests: a launcher must resolve them inside the image
 #                          (always mksquashfs: a careful builder may refuse such links)
@@ -20,13 +20,16 @@ set -euo pipefail
 
 die() { echo "build.sh: $*" >&2; exit 1; }
 
-[ $# -eq 2 ] || [ $# -eq 3 ] || die "usage: build.sh OUTDIR PROBE [HUSK]"
+[ $# -eq 3 ] || die "usage: build.sh OUTDIR PROBE HUSK"
 OUTDIR=$1
 PROBE=$2
-HUSK=${3:-}
+HUSK=$3
+RECIPE=${TINY_RECIPE:-$(cd "$(dirname "$0")" && pwd)/recipe}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 
 [ -x "$PROBE" ] || die "probe '$PROBE' is not an executable file"
+[ -x "$HUSK" ] || die "husk '$HUSK' is not an executable file"
+[ -r "$RECIPE" ] || die "recipe '$RECIPE' not found (images/tiny/recipe, or set TINY_RECIPE)"
 [ -x "$BUSYBOX" ] || die "busybox '$BUSYBOX' not found (install busybox-static)"
 command -v mksquashfs >/dev/null || die "mksquashfs not found (install squashfs-tools)"
 if command -v readelf >/dev/null && readelf -l "$BUSYBOX" 2>/dev/null | grep -q 'INTERP'; then
@@ -45,52 +48,22 @@ clean() {
 	fi
 }
 
-APPLETS="sh ash ls cat echo id env sleep true false mkdir touch grep sed kill ps stat
-	readlink pwd test [ printf wc head tail mount umount rm cp mv ln chmod find
-	uname hostname cut tr sort date dd basename dirname which tee xargs"
-
+# The tiny image is defined by images/tiny/recipe and made by husk build;
+# the directory form is the same tree, unpacked from it.
 build_tiny() {
-	local root=$OUTDIR/tiny
+	local ctx=$OUTDIR/tiny.context
 
-	clean "$root"
-	mkdir -p "$root"
-	for d in bin sbin usr/bin usr/local/bin proc sys dev tmp home etc root var .husk; do
-		mkdir -p "$root/$d"
-	done
-	chmod 1777 "$root/tmp"
-	chmod 0700 "$root/root"
-
-	cp "$BUSYBOX" "$root/bin/busybox"
-	chmod 0755 "$root/bin/busybox"
-	for a in $APPLETS; do
-		ln -s busybox "$root/bin/$a"
-	done
-
-	cp "$PROBE" "$root/probe"
-	chmod 0755 "$root/probe"
-	# A setuid copy: inside a container it must run with the caller's euid.
-	cp "$PROBE" "$root/probe-suid"
-	chmod 4755 "$root/probe-suid"
-
-	# Not executable: running it must give status 126.
-	printf '#!/bin/sh\necho "noexec.sh ran"\n' >"$root/bin/noexec.sh"
-	chmod 0644 "$root/bin/noexec.sh"
-
-	cat >"$root/etc/passwd" <<-'EOF'
-	root:x:0:0:root:/root:/bin/sh
-	nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-	EOF
-	cat >"$root/etc/group" <<-'EOF'
-	root:x:0:
-	nogroup:x:65534:
-	EOF
-
-	cat >"$root/.husk/environment" <<-'EOF'
-	# Environment of the tiny test image (read by husk at launch).
-	IMAGE_VAR=from-image
-	PATH=/usr/local/bin:/usr/bin:/bin:/sbin
-	OVERRIDE_ME=image
-	EOF
+	clean "$ctx"
+	clean "$OUTDIR/tiny"
+	mkdir -p "$ctx"
+	cp "$BUSYBOX" "$ctx/busybox"
+	cp "$PROBE" "$ctx/probe"
+	rm -f "$OUTDIR/tiny.sqfs"
+	"$HUSK" build -q --context "$ctx" "$RECIPE" "$OUTDIR/tiny.sqfs" >/dev/null
+	unsquashfs -q -no-xattrs -d "$OUTDIR/tiny" "$OUTDIR/tiny.sqfs" >/dev/null
+	# unsquashfs keeps setuid bits only when run by root
+	chmod 4755 "$OUTDIR/tiny/probe-suid"
+	clean "$ctx"
 }
 
 # The tiny image plus symlinks that lead out of the image when followed on the
@@ -101,7 +74,7 @@ build_hostile() {
 
 	clean "$root"
 	cp -a "$OUTDIR/tiny" "$root"
-	rm -rf "$root/tmp" "$root/home" "$root/dev" "$root/root"
+	rm -rf "$root/tmp" "$root/home" "$root/dev" "$root/root" "$root/etc/hosts" "$root/etc/resolv.conf"
 	ln -s /etc "$root/tmp"
 	ln -s / "$root/home"
 	ln -s ../../.. "$root/dev"
@@ -148,12 +121,6 @@ build_broken() {
 }
 
 build_tiny
-if [ -n "$HUSK" ]; then
-	rm -f "$OUTDIR/tiny.sqfs"
-	"$HUSK" build -q "$OUTDIR/tiny" "$OUTDIR/tiny.sqfs" >/dev/null
-else
-	make_sqfs "$OUTDIR/tiny" "$OUTDIR/tiny.sqfs"
-fi
 build_hostile
 make_sqfs "$OUTDIR/hostile" "$OUTDIR/hostile.sqfs"
 build_broken

@@ -169,8 +169,10 @@ want_line "  workdir:    /app"
 case_end
 
 case_begin "inspect: an image without metadata says so"
-# (tiny.sqfs itself is made by husk build, which writes metadata)
-mk_sqfs "$IMG_DIR" "$STAGE/plain.sqfs"
+# (the tiny image itself is made by husk build, which writes metadata)
+cp -a "$IMG_DIR" "$STAGE/plain"
+rm -f "$STAGE/plain/.husk/metadata.json"
+mk_sqfs "$STAGE/plain" "$STAGE/plain.sqfs"
 run_husk inspect "$STAGE/plain.sqfs"
 want_status 0
 want_line "metadata: none (the image has no /.husk/metadata.json)"
@@ -213,7 +215,7 @@ json_is "metadata" '.metadata.workdir == "/app" and .metadata.cmd == ["first arg
 case_end
 
 case_begin "inspect --json: a directory without metadata"
-run_husk inspect --json "$IMG_DIR"
+run_husk inspect --json "$STAGE/plain"
 want_status 0
 json_is "nulls" '.kind == "directory" and .size == null and .digest == null and .metadata == null'
 case_end
