@@ -1,6 +1,7 @@
 #!/bin/sh
 # prepare-host.sh USER -- one-time, root-only host preparation so that USER can
-# build the Debian image (images/debian/build.sh) and run the benchmark
+# build the Debian image (husk build FROM debian:bookworm, images/debian/build.sh)
+# and run the benchmark
 # (tests/bench/run) without any privilege.
 #
 #  * installs mmdebstrap + uidmap (unprivileged rootfs builds), squashfs-tools
