@@ -25,7 +25,7 @@ command -v unsquashfs >/dev/null || die "unsquashfs not found (package squashfs-
 mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
 # shellcheck disable=SC2086 # options are words
-"$husk" build ${HUSK_BUILD_OPTS:-} "$here/recipe" "$outdir/debian.sqfs"
+"$husk" build ${HUSK_BUILD_OPTS:-} --context "$here/../.." "$here/recipe" "$outdir/debian.sqfs"
 if [ -e "$outdir/debian" ]; then
 	chmod -R u+rwX "$outdir/debian" 2>/dev/null || true
 	rm -rf "$outdir/debian"
