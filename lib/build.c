@@ -775,8 +775,7 @@ static int do_copy(struct build *b, const struct husk_recipe_step *s)
 			return -1;
 		}
 		free(w[0]);
-		memmove(w, w + 1, sizeof(*w) * (size_t)(n = 0));
-		for (char **p = w; (p[0] = p[1]); p++)
+		for (char **p = w; (p[0] = p[1]); p++)   /* drop it, keep the NULL */
 			;
 	}
 	while (w[n])
