@@ -67,6 +67,8 @@ struct build {
 	int ctx_fd;                /* recipe context directory */
 	int from_fd;               /* FROM a local image */
 	enum husk_source_kind from_kind;
+	char *src_path;            /* the source without a ":TAG" suffix */
+	char *src_ref, *from_ref;  /* the TAG of an OCI or Docker source, or NULL */
 	pid_t mmdebstrap;
 	int mmdebstrap_fd;
 	/* the tree */
@@ -549,14 +551,15 @@ static int inherit_metadata(struct build *b)
 	return r < 0 ? husk_err_set(b->err, ENOMEM, "metadata") : 0;
 }
 
-static int import_oci(struct build *b, int fd, enum husk_source_kind kind, const char *what)
+static int import_oci(struct build *b, int fd, enum husk_source_kind kind, const char *ref,
+	const char *what)
 {
 	struct husk_oci_config cfg = { 0 };
 	struct husk_unpack_stats st = { 0 };
 	autofree char *path = fd_path(fd);
 	int r;
 
-	r = husk_oci_import(b->root_fd, path, kind, b->scratch_fd, &cfg, &st, b->err);
+	r = husk_oci_import_ref(b->root_fd, path, ref, kind, b->scratch_fd, &cfg, &st, b->err);
 	if (r == 0) {
 		warn_skipped(&st, what);
 		for (char **e = cfg.env; e && *e; e++)
@@ -577,7 +580,8 @@ static int import_oci(struct build *b, int fd, enum husk_source_kind kind, const
 }
 
 /* Fill the tree from a local image or source (fd opened before the namespace). */
-static int import_local(struct build *b, int fd, enum husk_source_kind kind, const char *what)
+static int import_local(struct build *b, int fd, enum husk_source_kind kind, const char *ref,
+	const char *what)
 {
 	struct husk_unpack_stats st = { 0 };
 	autofree char *path = fd_path(fd);
@@ -603,7 +607,7 @@ static int import_local(struct build *b, int fd, enum husk_source_kind kind, con
 	case HUSK_SRC_OCI_LAYOUT:
 	case HUSK_SRC_OCI_ARCHIVE:
 	case HUSK_SRC_DOCKER_ARCHIVE:
-		return import_oci(b, fd, kind, what);
+		return import_oci(b, fd, kind, ref, what);
 	default:
 		return husk_err_set(b->err, 0, "%s: a recipe cannot be a base image; build it first "
 			"and FROM the .sqfs", what);
@@ -1194,6 +1198,32 @@ static int publish(struct build *b)
 
 /* ---- the whole build ------------------------------------------------------ */
 
+/* "layout:TAG" or "archive.tar:TAG" picks one image of several: when PATH
+ * does not exist but its part before the last ':' does, split it. */
+static void split_ref(const char *path, char **base, char **ref)
+{
+	const char *colon = strrchr(path, ':');
+
+	*ref = NULL;
+	*base = strdup(path);
+	if (access(path, F_OK) == 0 || !colon || colon == path || strchr(colon, '/') ||
+	    !colon[1])
+		return;
+	free(*base);
+	*base = strndup(path, (size_t)(colon - path));
+	if (*base && access(*base, F_OK) == 0) {
+		*ref = strdup(colon + 1);
+		return;
+	}
+	free(*base);
+	*base = strdup(path);
+}
+
+static bool is_oci(enum husk_source_kind k)
+{
+	return k == HUSK_SRC_OCI_LAYOUT || k == HUSK_SRC_OCI_ARCHIVE || k == HUSK_SRC_DOCKER_ARCHIVE;
+}
+
 static int prepare(struct build *b, const char **debian_suite, char src_digest[65],
 	const char **src_digest_p)
 {
@@ -1203,9 +1233,16 @@ static int prepare(struct build *b, const char **debian_suite, char src_digest[6
 
 	if (!b->o->source || !*b->o->source || !b->o->output || !*b->o->output)
 		return husk_err_set(b->err, 0, "give a source and an output image");
-	if (husk_source_detect(b->o->source, &b->kind, b->err) < 0)
+	split_ref(b->o->source, &b->src_path, &b->src_ref);
+	if (!b->src_path)
+		return husk_err_set(b->err, ENOMEM, "source");
+	if (husk_source_detect(b->src_path, &b->kind, b->err) < 0)
 		return -1;
-	if (!(b->source = realpath(b->o->source, NULL)) || stat(b->source, &st) < 0)
+	if (b->src_ref && !is_oci(b->kind))
+		return husk_err_set(b->err, 0, "source '%s': ':%s' picks an image by tag, but '%s' "
+			"is a %s, not an OCI layout or archive or a Docker archive", b->o->source,
+			b->src_ref, b->src_path, husk_source_kind_name(b->kind));
+	if (!(b->source = realpath(b->src_path, NULL)) || stat(b->source, &st) < 0)
 		return husk_err_set(b->err, errno, "source '%s'", b->o->source);
 	if (parse_sde(b, &st) < 0)
 		return -1;
@@ -1281,21 +1318,31 @@ static int prepare(struct build *b, const char **debian_suite, char src_digest[6
 			add_input(b, what, NULL);
 			*debian_suite = strdup(suite);
 		} else {
+			autofree char *joined = NULL;
 			autofree char *abs = NULL;
 			autofree char *copy = strdup(b->source);
+			int bad;
 			/* A local image, relative to the recipe's directory. */
 			if (w[0][0] == '/')
-				abs = strdup(w[0]);
+				joined = strdup(w[0]);
 			else
-				abs = husk_strdup_printf("%s/%s", copy ? dirname(copy) : ".", w[0]);
-			if (husk_source_detect(abs, &b->from_kind, b->err) < 0 ||
-			    (b->from_fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
-				if (b->from_fd < 0)
-					husk_err_set(b->err, errno, "base image '%s'", w[0]);
+				joined = husk_strdup_printf("%s/%s", copy ? dirname(copy) : ".", w[0]);
+			split_ref(joined, &abs, &b->from_ref);
+			if (access(abs, F_OK) < 0) {
+				husk_err_set(b->err, errno, "base image '%s'", w[0]);
 				husk_err_hint(b->err, "FROM takes debian:SUITE, scratch, or a local image "
 					"(directory, .sqfs, tar, OCI layout or archive) relative to the "
 					"recipe; husk build does not pull from registries (use skopeo copy "
 					"docker://NAME oci-archive:NAME.tar)");
+				bad = -1;
+			} else if (!(bad = husk_source_detect(abs, &b->from_kind, b->err) < 0) &&
+			    (b->from_fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+				bad = husk_err_set(b->err, errno, "base image '%s'", w[0]);
+			}
+			if (!bad && b->from_ref && !is_oci(b->from_kind))
+				bad = husk_err_set(b->err, 0, "base image '%s': a tag picks one image of "
+					"an OCI layout or archive or a Docker archive", w[0]);
+			if (bad) {
 				husk_strv_free(w);
 				return step_err(b, &b->recipe.steps[0]);
 			}
@@ -1342,7 +1389,7 @@ int husk_build(const struct husk_build_opts *o, char digest_out[65], struct husk
 		autofree char *what = husk_strdup_printf("%s '%s'", husk_source_kind_name(b.kind),
 			o->source);
 		progress(&b, "step 1/1: import %s", what);
-		if (import_local(&b, b.src_fd, b.kind, what) < 0)
+		if (import_local(&b, b.src_fd, b.kind, b.src_ref, what) < 0)
 			goto out;
 	} else if (suite) {
 		progress(&b, "step 1/%d: FROM debian:%s (mmdebstrap)", b.n_steps, suite);
@@ -1354,7 +1401,7 @@ int husk_build(const struct husk_build_opts *o, char digest_out[65], struct husk
 		autofree char *what = husk_strdup_printf("base image '%s'", b.recipe.steps[0].args);
 		progress(&b, "step 1/%d: FROM %s (%s)", b.n_steps, b.recipe.steps[0].args,
 			husk_source_kind_name(b.from_kind));
-		if (import_local(&b, b.from_fd, b.from_kind, what) < 0) {
+		if (import_local(&b, b.from_fd, b.from_kind, b.from_ref, what) < 0) {
 			step_err(&b, &b.recipe.steps[0]);
 			goto out;
 		}
@@ -1407,6 +1454,9 @@ out:
 	if (b.scratch_fd >= 0)
 		close(b.scratch_fd);
 	free(b.source);
+	free(b.src_path);
+	free(b.src_ref);
+	free(b.from_ref);
 	free(b.out_dir);
 	free(b.out_base);
 	free(b.recipe_text);

@@ -232,6 +232,11 @@ struct husk_oci_config {   /* from the image config; every field may be NULL */
 HUSK_API int husk_oci_import(int root_fd, const char *path, enum husk_source_kind kind,
 	int scratch_fd, struct husk_oci_config *cfg, struct husk_unpack_stats *stats,
 	struct husk_err *err);
+/* The same for the image tagged `ref` (the OCI ref.name annotation, or a
+ * Docker archive's RepoTags entry, whole or its tag part); NULL: as above. */
+HUSK_API int husk_oci_import_ref(int root_fd, const char *path, const char *ref,
+	enum husk_source_kind kind, int scratch_fd, struct husk_oci_config *cfg,
+	struct husk_unpack_stats *stats, struct husk_err *err);
 HUSK_API void husk_oci_config_free(struct husk_oci_config *cfg);
 
 /* Copy a host file or directory tree into the rootfs (a directory source,

@@ -31,6 +31,7 @@ struct src {
 	const char *path;   /* as the user gave it */
 	const char *label;  /* "OCI layout", "OCI archive", "Docker archive" */
 	int dir_fd;         /* the layout, or the archive extracted */
+	const char *ref;    /* the image asked for by tag, or NULL */
 };
 
 #define src_err(s, err, errnum, fmt, ...) \
@@ -602,6 +603,32 @@ static int pick_manifest(struct src *s, const struct cands *cs, struct desc *out
 
 	if (cs->n == 0)
 		return src_err(s, err, 0, "index.json lists no image manifest");
+	if (s->ref) {
+		/* Asked for by tag: that image (for this platform when the tag
+		 * names several). */
+		struct cands tagged = { 0 };
+		int r;
+		for (size_t i = 0; i < cs->n; i++)
+			if (!strcmp(cs->v[i].ref, s->ref)) {
+				struct cand *v = realloc(tagged.v, (tagged.n + 1) * sizeof(*v));
+				if (!v) {
+					free(tagged.v);
+					return husk_err_set(err, ENOMEM, "OCI index");
+				}
+				tagged.v = v;
+				tagged.v[tagged.n++] = cs->v[i];
+			}
+		if (tagged.n == 0) {
+			list_cands(cs, list, sizeof(list));
+			src_err(s, err, 0, "has no image tagged '%s': %s", s->ref, list);
+			husk_err_hint(err, "give one of the tags listed");
+			return -1;
+		}
+		s->ref = NULL;
+		r = pick_manifest(s, &tagged, out, err);
+		free(tagged.v);
+		return r;
+	}
 	if (cs->n == 1) {
 		*out = cs->v[0].d;
 		return 0;
@@ -622,7 +649,7 @@ static int pick_manifest(struct src *s, const struct cands *cs, struct desc *out
 	list_cands(cs, list, sizeof(list));
 	src_err(s, err, 0, "holds %zu images and %s for %s: %s", cs->n,
 		n_match ? "more than one" : "none", want, list);
-	husk_err_hint(err, "keep only the image to build from, e.g. skopeo copy oci:DIR:TAG oci:NEWDIR:TAG");
+	husk_err_hint(err, "pick one by tag: %s:TAG", s->path);
 	return -1;
 }
 
@@ -755,12 +782,27 @@ static int pick_docker_image(struct src *s, json_object *manifest, json_object *
 	size_t n = json_object_array_length(manifest), used = 0;
 	char list[600] = "";
 
-	if (n == 1) {
+	if (n == 0)
+		return src_err(s, err, 0, "manifest.json lists no image");
+	for (size_t i = 0; s->ref && i < n; i++) {
+		/* RepoTags hold "name:tag": either the whole or the tag matches. */
+		json_object *tags = member(json_object_array_get_idx(manifest, i), "RepoTags",
+			json_type_array);
+		for (size_t j = 0; tags && j < json_object_array_length(tags); j++) {
+			json_object *t = json_object_array_get_idx(tags, j);
+			const char *tag = json_object_is_type(t, json_type_string) ?
+				json_object_get_string(t) : "";
+			const char *colon = strrchr(tag, ':');
+			if (!strcmp(tag, s->ref) || (colon && !strcmp(colon + 1, s->ref))) {
+				*out = json_object_array_get_idx(manifest, i);
+				return 0;
+			}
+		}
+	}
+	if (n == 1 && !s->ref) {
 		*out = json_object_array_get_idx(manifest, 0);
 		return 0;
 	}
-	if (n == 0)
-		return src_err(s, err, 0, "manifest.json lists no image");
 	for (size_t i = 0; i < n && used + 1 < sizeof(list); i++) {
 		json_object *tags = member(json_object_array_get_idx(manifest, i), "RepoTags",
 			json_type_array);
@@ -772,8 +814,13 @@ static int pick_docker_image(struct src *s, json_object *manifest, json_object *
 			break;
 		used += (size_t)k;
 	}
+	if (s->ref) {
+		src_err(s, err, 0, "has no image tagged '%s' (%s)", s->ref, list);
+		husk_err_hint(err, "give one of the tags listed");
+		return -1;
+	}
 	src_err(s, err, 0, "holds %zu images (%s)", n, list);
-	husk_err_hint(err, "save only the image to build from (docker save IMAGE)");
+	husk_err_hint(err, "pick one by tag: %s:TAG", s->path);
 	return -1;
 }
 
@@ -924,7 +971,14 @@ int husk_oci_import(int root_fd, const char *path, enum husk_source_kind kind,
 	int scratch_fd, struct husk_oci_config *cfg, struct husk_unpack_stats *stats,
 	struct husk_err *err)
 {
-	struct src s = { .path = path, .dir_fd = -1 };
+	return husk_oci_import_ref(root_fd, path, NULL, kind, scratch_fd, cfg, stats, err);
+}
+
+int husk_oci_import_ref(int root_fd, const char *path, const char *ref,
+	enum husk_source_kind kind, int scratch_fd, struct husk_oci_config *cfg,
+	struct husk_unpack_stats *stats, struct husk_err *err)
+{
+	struct src s = { .path = path, .dir_fd = -1, .ref = ref };
 	struct husk_oci_config c = { 0 };
 	autofree char *tmp = NULL;
 	int ret = -1;

@@ -188,6 +188,24 @@ if command -v umoci >/dev/null 2>&1; then
 	else
 		case_skip "a Docker archive written by skopeo" "skopeo is not installed"
 	fi
+
+	case_begin "a layout with two images: refused without a tag, picked with LAYOUT:TAG"
+	umoci new --image "$L:other" >>"$B/umoci.log" 2>&1 || case_fail "umoci new failed"
+	run_husk build -q "$L" "$B/out/two.sqfs"
+	want_status 125
+	want_husk_error
+	want_re "holds 2 images.*pick one by tag" "$ERR"
+	run_husk build -q "$L:nope" "$B/out/two.sqfs"
+	want_status 125
+	want_re "has no image tagged 'nope'" "$ERR"
+	run_husk build -q "$L:t" "$B/out/two.sqfs"
+	want_status 0
+	run_husk run "$B/out/two.sqfs" -- /bin/sh -c 'echo "$OCI_VAR"'
+	want_line "from-oci"
+	run_husk build -q "$IMG_DIR:t" "$B/out/x.sqfs"
+	want_status 125
+	want_re "picks an image by tag" "$ERR"
+	case_end
 else
 	case_skip "an OCI layout made by umoci" "umoci is not installed"
 fi
