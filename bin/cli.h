@@ -28,6 +28,10 @@ void help_verify(void);
 int cmd_run(int argc, char **argv, bool shell);
 void help_run(bool shell);
 
+/* cmd_doctor.c */
+int cmd_doctor(int argc, char **argv);
+void help_doctor(void);
+
 /* cmd_build.c */
 int cmd_build(int argc, char **argv);
 void help_build(void);

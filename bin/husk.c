@@ -24,6 +24,7 @@ static void usage(FILE *out)
 		"                                a tar, OCI or Docker archive\n"
 		"  inspect [--json] IMAGE        path, kind, size, digest and metadata of an image\n"
 		"  verify IMAGE@sha256:HEX       check an image file's digest (exit 1: mismatch)\n"
+		"  doctor                        check what this machine lets husk do, with fixes\n"
 		"  help [COMMAND]                help on a command\n"
 		"  version                       print the version\n\n"
 		"IMAGE@sha256:HEX pins run and shell to an image file's digest.\n"
@@ -71,6 +72,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1, true);
 	if (!strcmp(cmd, "build"))
 		return exec_build(argc - 1, argv + 1);
+	if (!strcmp(cmd, "doctor"))
+		return cmd_doctor(argc - 1, argv + 1);
 	if (!strcmp(cmd, "inspect"))
 		return cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(cmd, "verify"))
@@ -95,6 +98,10 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[2], "build")) {
 			char *args[] = { "build", "--help", NULL };
 			return exec_build(2, args);
+		}
+		if (!strcmp(argv[2], "doctor")) {
+			help_doctor();
+			return 0;
 		}
 		if (!strcmp(argv[2], "inspect")) {
 			help_inspect();

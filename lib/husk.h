@@ -374,4 +374,18 @@ HUSK_API int husk_run(struct husk_plan *plan, struct _IO_FILE *dry_run_out,
 
 HUSK_API const char *husk_version(void);
 
+/* ---- husk doctor ---------------------------------------------------------- */
+
+enum husk_check_level { HUSK_CHECK_OK, HUSK_CHECK_INFO, HUSK_CHECK_WARN, HUSK_CHECK_FAIL };
+struct husk_check {
+	enum husk_check_level level;
+	const char *name;          /* "user namespaces", "FUSE (SquashFS images)", ... */
+	char detail[512];          /* what was found */
+	const char *fix;           /* what to do, or NULL */
+};
+typedef void (*husk_check_fn)(const struct husk_check *check, void *data);
+/* Try what husk needs on this machine (in forked children; nothing is left
+ * behind) and report each result. Returns the number of failures. */
+HUSK_API int husk_doctor(husk_check_fn report, void *data);
+
 #endif
