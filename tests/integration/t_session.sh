@@ -184,6 +184,24 @@ want_no_server
 check_leftovers
 case_end
 
+case_begin "--fake-root members share their own session, as uid 0"
+bg_husk fr-1 run --fake-root --join="$TAG-fr" "$IMG_SQFS" -- /bin/sh -c 'readlink /proc/self/ns/user; id -u; /probe sleep 1'
+bg_husk fr-2 run --fake-root --join="$TAG-fr" "$IMG_SQFS" -- /bin/sh -c 'readlink /proc/self/ns/user; id -u; /probe sleep 1'
+bg_husk fr-3 run --join="$TAG-fr" "$IMG_SQFS" -- /bin/sh -c 'readlink /proc/self/ns/user; id -u; /probe sleep 1'
+wait
+for n in fr-1 fr-2 fr-3; do
+	[ "$(bg_status $n)" = 0 ] || case_fail "$n: status $(bg_status $n)"
+done
+[ "$(cat "$STAGE/fr-1.out")" = "$(cat "$STAGE/fr-2.out")" ] ||
+	case_fail "two --fake-root members of one tag did not share"
+grep -qx 0 "$STAGE/fr-1.out" || case_fail "not uid 0 inside with --fake-root"
+grep -qx "$MY_UID" "$STAGE/fr-3.out" || case_fail "not my uid inside without --fake-root"
+[ "$(head -n1 "$STAGE/fr-1.out")" != "$(head -n1 "$STAGE/fr-3.out")" ] ||
+	case_fail "a --fake-root member shared with a plain one"
+want_no_server
+check_leftovers
+case_end
+
 case_begin "the server killed mid-run: one warning, the command fails to read"
 rm -f "$STAGE/ready-s"
 bg_husk dead run --join="$TAG-dead" "$IMG_SQFS" -- /bin/sh -c \
