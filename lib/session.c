@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -267,9 +268,15 @@ static void server_main(struct husk_setup *s, int rep)
 	socklen_t salen = session_addr(s, &sa);
 	int lfd, img, userns_fd, mntns_fd, devnull;
 	sigset_t all;
+	struct rlimit rl;
 
 	setsid();
 	prctl(PR_SET_NAME, "husk-session");
+	/* One fd per member: many ranks may join. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	signal(SIGPIPE, SIG_IGN);
