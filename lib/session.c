@@ -271,7 +271,6 @@ static void server_main(struct husk_setup *s, int rep)
 	struct rlimit rl;
 
 	setsid();
-	prctl(PR_SET_NAME, "husk-session");
 	/* One fd per member: many ranks may join. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -316,6 +315,8 @@ static void server_main(struct husk_setup *s, int rep)
 		report(rep, REP_ERROR, &err);
 		_exit(1);
 	}
+	/* Named only now: a server that lost the race never shows as one. */
+	prctl(PR_SET_NAME, "husk-session");
 	s->proc_fd = -1;
 	s->sess.on = false;   /* the server mounts the image itself */
 	if (husk_userns_enter(s->plan->fake_root, s->uid, s->gid, &err) < 0 ||
