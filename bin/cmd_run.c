@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
-	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_HELP };
+	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_HELP };
 
 static const struct option run_opts[] = {
 	{ "bind", required_argument, NULL, 'b' },
@@ -23,6 +23,8 @@ static const struct option run_opts[] = {
 	{ "writable-tmpfs", no_argument, NULL, OPT_WRITABLE_TMPFS },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "provenance", required_argument, NULL, OPT_PROVENANCE },
+	{ "join", required_argument, NULL, OPT_JOIN },
+	{ "no-join", no_argument, NULL, OPT_NO_JOIN },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -65,6 +67,13 @@ void help_run(bool shell)
 	       "                                digest, command, mounts, environment changes;\n"
 	       "                                created mode 0600: it holds environment values);\n"
 	       "                                also HUSK_PROVENANCE=FILE\n"
+	       "      --join TAG                share one user namespace and one image mount\n"
+	       "                                with every launch of the same TAG, image and\n"
+	       "                                user on this node (a node-local session); also\n"
+	       "                                HUSK_JOIN=TAG. Without it, the launches of one\n"
+	       "                                Slurm job step, PMIx namespace or Open MPI job\n"
+	       "                                join automatically\n"
+	       "      --no-join                 never join a session: own namespaces, own mount\n"
 	       "  -v, --verbose                 say what husk does, with timing (repeat for more)\n"
 	       "  -q, --quiet                   no warnings\n"
 	       "      --help                    this text\n\n"
@@ -166,6 +175,8 @@ int cmd_run(int argc, char **argv, bool shell)
 		case OPT_WRITABLE_TMPFS: plan.writable_tmpfs = true; break;
 		case OPT_DRY_RUN: plan.dry_run = true; break;
 		case OPT_PROVENANCE: plan.provenance = optarg; break;
+		case OPT_JOIN: plan.join = optarg; plan.no_join = false; break;
+		case OPT_NO_JOIN: plan.no_join = true; plan.join = NULL; break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = true; break;
 		case OPT_HELP:

@@ -357,6 +357,11 @@ struct husk_plan {
 	 * and is writable; no host /tmp, HOME, working directory or generated
 	 * passwd/group; root emulation (chown and set*id succeed without effect). */
 	bool build_step;
+	/* Node-local sessions: --join=TAG (or HUSK_JOIN) names the session;
+	 * without it the launcher's job step does (Slurm, PMIx, Open MPI);
+	 * --no-join: never. */
+	const char *join;
+	bool no_join;
 };
 
 HUSK_API void husk_plan_init(struct husk_plan *plan);

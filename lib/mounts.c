@@ -138,6 +138,18 @@ int husk_clone_tree(int fd)
 	return tree;
 }
 
+bool husk_have_open_tree(void)
+{
+	/* Without OPEN_TREE_CLONE it is a plain O_PATH open: no privilege. */
+	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, "/", OPEN_TREE_CLOEXEC);
+
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	return errno != ENOSYS;
+}
+
 int husk_attach_tree(int tree, int dst_fd, unsigned attrs, struct husk_err *err,
 	const char *what)
 {

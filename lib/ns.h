@@ -19,6 +19,19 @@ struct husk_mnt {
 	const char *why;     /* "default", "--bind", "HUSK_BIND", "generated" */
 };
 
+/* A node-local session: the launches of one job step on one node share one
+ * user namespace and one mount of the image, served by a session server. */
+struct husk_session {
+	bool on;                     /* this launch joins a session */
+	bool started;                /* ... and started its server */
+	char key[65];                /* sha256 hex of uid, launcher, image, fake_root */
+	char *launcher;              /* what named it, for messages ("--join=T") */
+	int conn_fd;                 /* connection to the server, or -1 */
+	int userns_fd, mntns_fd;     /* the server's namespaces, or -1 */
+	char stage[64];              /* the server's stage; the image is at STAGE/root */
+	int root_fd;                 /* the image root cloned from the server, or -1 */
+};
+
 /* Everything `husk run` decided before touching the system, plus the fds the
  * supervisor opens; shared by the three processes of a launch. */
 struct husk_setup {
@@ -49,7 +62,23 @@ struct husk_setup {
 	const char *stage_path;
 	int dir_image_fd;            /* directory image, reopened inside the namespace */
 	bool dir_image_detached;     /* ... as a detached tree */
+	struct husk_session sess;    /* node-local session (session.c) */
 };
+
+/* session.c: decide (no system change), join (top process: connect, or
+ * start the server and connect), enter (supervisor: setns into the user
+ * namespace, then a private copy of the host's mount tree), and take the
+ * image (supervisor, after open_sources: clone the server's image root). */
+int husk_session_plan(struct husk_setup *s, struct husk_err *err);
+int husk_session_join(struct husk_setup *s, struct husk_err *err);
+int husk_session_enter(struct husk_setup *s, struct husk_err *err);
+int husk_session_take_image(struct husk_setup *s, struct husk_err *err);
+void husk_session_free(struct husk_session *sess);
+/* run.c: what the session server does for the image: a private stage and
+ * the image mounted at STAGE/root (FUSE threads not started yet). */
+struct husk_sqfs_server;
+int husk_stage_image(struct husk_setup *s, struct husk_sqfs_server **srv,
+	struct husk_err *err);
 
 /* root.c: run in the child; assembles the root, pivots, execs. Returns only
  * on failure. */
@@ -80,6 +109,8 @@ int husk_bind_fd(int src_fd, int dst_fd, unsigned attrs, struct husk_err *err,
 	const char *what);
 /* Clone the mount tree at fd into a detached tree (-1 with ENOSYS before 5.2). */
 int husk_clone_tree(int fd);
+/* Does the kernel have open_tree (5.2)? Needs no privilege. */
+bool husk_have_open_tree(void);
 /* Attach a detached tree (from husk_clone_tree) on dst_fd with attributes. */
 int husk_attach_tree(int tree_fd, int dst_fd, unsigned attrs, struct husk_err *err,
 	const char *what);

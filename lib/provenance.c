@@ -212,6 +212,14 @@ int husk_provenance_write(struct husk_setup *s, struct husk_err *err)
 	now_rfc3339(when, sizeof(when));
 	json_object_object_add(s->prov, "time", json_object_new_string(when));
 	json_object_object_add(s->prov, "cwd", str_or_null(getcwd(cwd, sizeof(cwd))));
+	if (s->sess.on) {
+		json_object *sess = json_object_new_object();
+		json_object_object_add(sess, "key", json_object_new_string(s->sess.key));
+		json_object_object_add(sess, "started", json_object_new_boolean(s->sess.started));
+		json_object_object_add(s->prov, "session", sess);
+	} else {
+		json_object_object_add(s->prov, "session", NULL);
+	}
 	text = json_object_to_json_string_ext(s->prov, JSON_C_TO_STRING_PLAIN |
 		JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!text || !(line = husk_strdup_printf("%s\n", text)))

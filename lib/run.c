@@ -292,6 +292,8 @@ static int plan_launch(struct husk_setup *s, struct husk_err *err)
 		return -1;
 	if (husk_meta_read(&s->img, &s->meta, err) < 0 || choose_command(s, err) < 0)
 		return -1;
+	if (husk_session_plan(s, err) < 0)
+		return -1;
 	s->workdir = s->meta.workdir;
 	if (build_env(s, err) < 0 || build_mounts(s, err) < 0)
 		return -1;
@@ -339,6 +341,12 @@ static void dry_run_report(struct husk_setup *s, FILE *out)
 			s->meta.entrypoint && s->meta.cmd ? " + " : "", s->meta.cmd ? "cmd" : "");
 	if (p->provenance)
 		fprintf(out, "\nprovenance: a record would be appended to %s", p->provenance);
+	if (s->sess.on)
+		fprintf(out, "\nsession: would join session %s (%s): one user namespace and one "
+			"image mount for all its launches", s->sess.key, s->sess.launcher);
+	else
+		fprintf(out, "\nsession: none (%s)", p->no_join ? "--no-join" : p->build_step ?
+			"a build step" : "no --join, HUSK_JOIN, Slurm step, PMIx or Open MPI job");
 	fprintf(out, "\nenvironment:\n");
 	for (size_t i = 0; i < s->env.n; i++)
 		fprintf(out, "  %s\n", s->env.vars[i]);
@@ -363,6 +371,7 @@ static void setup_free(struct husk_setup *s)
 	free(s->host_cwd);
 	free(s->cwd);
 	free(s->home);
+	husk_session_free(&s->sess);
 }
 
 /* ---- the supervisor (inside the namespaces) ------------------------- */
@@ -383,7 +392,7 @@ static void clone_source(int *fd, bool *detached)
  * stage is mounted over one of its directories next). */
 static int open_sources(struct husk_setup *s, struct husk_err *err)
 {
-	if (s->img.kind == HUSK_IMAGE_DIR) {
+	if (s->img.kind == HUSK_IMAGE_DIR && !s->sess.on) {
 		/* Opened again: a bind needs a mount of our own namespace, and the
 		 * first fd was opened in the host's. */
 		s->dir_image_fd = open(s->img.path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -428,7 +437,7 @@ static int make_stage(struct husk_setup *s, struct husk_err *err)
 			if (s->mnts[j].src_fd >= 0 && !s->mnts[j].detached && !s->mnts[j].generated &&
 			    under(anchors[i], s->mnts[j].src))
 				covered = true;
-		if (covered || (s->img.kind == HUSK_IMAGE_DIR && !s->dir_image_detached &&
+		if (covered || (s->img.kind == HUSK_IMAGE_DIR && !s->sess.on && !s->dir_image_detached &&
 		    under(anchors[i], s->img.path)))
 			continue;
 		if ((fd = open(anchors[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
@@ -474,6 +483,10 @@ static int mount_image(struct husk_setup *s, struct husk_sqfs_server **srv,
 	if (mkdirat(s->stage_fd, "root", 0755) < 0 ||
 	    (target = openat(s->stage_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return husk_err_set(err, errno, "cannot create the image mount point");
+	if (s->sess.root_fd >= 0)
+		/* The session's mount of the image, cloned from its server. */
+		return husk_attach_tree(s->sess.root_fd, target, BIND_RO | BIND_NODEV, err,
+			"the image");
 	if (s->img.kind == HUSK_IMAGE_SQUASHFS)
 		return husk_sqfs_server_mount(srv, s->img.fd, target, err);
 	/* A build step writes into the root being built. */
@@ -481,6 +494,20 @@ static int mount_image(struct husk_setup *s, struct husk_sqfs_server **srv,
 	if (s->dir_image_detached)
 		return husk_attach_tree(s->dir_image_fd, target, attrs, err, "the image");
 	return husk_bind_fd(s->dir_image_fd, target, attrs, err, "the image");
+}
+
+/* The session server's part of a launch: open the image (a directory image
+ * only: no bind source here), a private stage, the image at STAGE/root. */
+int husk_stage_image(struct husk_setup *s, struct husk_sqfs_server **srv,
+	struct husk_err *err)
+{
+	size_t n = s->n_mnts;
+	int r;
+
+	s->n_mnts = 0;
+	r = open_sources(s, err) < 0 || make_stage(s, err) < 0 || mount_image(s, srv, err) < 0;
+	s->n_mnts = n;
+	return r ? -1 : 0;
 }
 
 struct child_report {
@@ -555,6 +582,7 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 {
 	autoclose int sfd = signal_fd();
 	bool cmd_done = false, have_report = false, report_eof = false;
+	int conn = s->sess.conn_fd;
 	int cmd_status = 0, phase = 0;   /* 0 running, 1 SIGTERM sent, 2 SIGKILL sent,
 	                                  * 3 nothing left to end */
 	double deadline = 0;
@@ -564,10 +592,11 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 	if (sfd < 0)
 		return husk_err_set(err, errno, "signalfd");
 	for (;;) {
-		struct pollfd pfd[3] = {
+		struct pollfd pfd[4] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = death_fd, .events = POLLIN },
 			{ .fd = report_eof ? -1 : report_fd, .events = POLLIN },
+			{ .fd = conn, .events = POLLIN },
 		};
 		int timeout = -1;
 
@@ -606,7 +635,7 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 				timeout = left > 0 ? (int)left + 1 : 0;
 			}
 		}
-		if (poll(pfd, 3, timeout) < 0 && errno != EINTR)
+		if (poll(pfd, 4, timeout) < 0 && errno != EINTR)
 			return husk_err_set(err, errno, "poll");
 		if (pfd[1].revents) {
 			/* The top husk process is gone (killed): take everything down. */
@@ -615,6 +644,17 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 		}
 		if (pfd[2].revents)
 			read_report(report_fd, &rep, &got, &have_report, &report_eof);
+		if (pfd[3].revents) {
+			/* The server never writes after its hello: this is its end. The
+			 * fd stays open (it holds no one up) but is not polled again. */
+			char c;
+			if (read(conn, &c, 1) <= 0) {
+				if (!cmd_done)
+					husk_warn("session server for image '%s' ended unexpectedly",
+						s->img.path);
+				conn = -1;
+			}
+		}
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
@@ -673,11 +713,12 @@ static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *
 	s->proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (s->proc_fd < 0)
 		return husk_err_set(err, errno, "cannot open '/proc'");
-	if (husk_userns_enter(s->plan->fake_root, s->uid, s->gid, err) < 0)
+	if (s->sess.on ? husk_session_enter(s, err) < 0 :
+	    husk_userns_enter(s->plan->fake_root, s->uid, s->gid, err) < 0)
 		return -1;
 	husk_info("namespaces at %.2f ms", husk_now_ms() - s->t0);
-	if (open_sources(s, err) < 0 || make_stage(s, err) < 0 || write_generated(s, err) < 0 ||
-	    mount_image(s, &srv, err) < 0)
+	if (open_sources(s, err) < 0 || (s->sess.on && husk_session_take_image(s, err) < 0) ||
+	    make_stage(s, err) < 0 || write_generated(s, err) < 0 || mount_image(s, &srv, err) < 0)
 		return -1;
 	husk_info("image mounted at %.2f ms", husk_now_ms() - s->t0);
 	if (pipe2(report, O_CLOEXEC) < 0)
@@ -758,6 +799,7 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 	s.plan = plan;
 	s.t0 = husk_now_ms();
 	s.proc_fd = s.stage_fd = s.dir_image_fd = s.prov_fd = -1;
+	s.sess.conn_fd = s.sess.userns_fd = s.sess.mntns_fd = s.sess.root_fd = -1;
 	if (husk_check_privilege(err) < 0)
 		return -1;
 	if (plan_launch(&s, err) < 0) {
@@ -769,6 +811,11 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 		dry_run_report(&s, dry_run_out);
 		setup_free(&s);
 		return 0;
+	}
+	/* Before we become a subreaper: the session server must not be ours. */
+	if (husk_session_join(&s, err) < 0) {
+		setup_free(&s);
+		return -1;
 	}
 	sigemptyset(&block);
 	n = husk_signals_forwarded(sigs, 32);

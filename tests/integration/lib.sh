@@ -38,6 +38,11 @@ for _fd in /proc/$$/fd/*; do
 done
 unset _fd
 
+# A suite started inside a Slurm step or an MPI job would make every launch
+# join one node-local session: the tests that want one say so.
+unset HUSK_JOIN SLURM_JOB_ID SLURM_STEP_ID PMIX_NAMESPACE OMPI_MCA_orte_ess_jobid \
+	OMPI_MCA_ess_base_jobid
+
 HUSK_TIMEOUT=${HUSK_TIMEOUT:-30}  # seconds allowed to one husk call
 MY_UID=$(id -u)
 MY_GID=$(id -g)

@@ -64,11 +64,12 @@ run_husk inspect "$B/mpi.sqfs"
 want_re "husk Debian 12 MPI image"
 case_end
 
-# The image's MPI wired to the host's mpirun (one husk per rank; node-local
-# sessions come with the MPI issue: until then each rank has its own user
-# namespace, where Open MPI's single-copy CMA path cannot work, so it is off).
+# The image's MPI wired to the host's mpirun, one husk per rank. The ranks
+# join one node-local session by themselves (mpirun's job id), so they share
+# a user namespace and Open MPI's single-copy CMA path works between them.
 if command -v mpirun >/dev/null 2>&1 && [ -s "$B/mpi.sqfs" ]; then
-	export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+	unset OMPI_MCA_btl_vader_single_copy_mechanism
+	export OMPI_MCA_rmaps_base_oversubscribe=1
 	run_mpirun() { # ARG...: mpirun, bounded; sets STATUS, OUT, ERR like run_husk
 		LAST_CMD="mpirun $*"
 		timeout -k 5 120 mpirun "$@" </dev/null >"$OUT" 2>"$ERR"
@@ -88,6 +89,24 @@ if command -v mpirun >/dev/null 2>&1 && [ -s "$B/mpi.sqfs" ]; then
 	run_mpirun -np 2 "$HUSK" run "$B/mpi.sqfs" -- allreduce 65536
 	want_status 0
 	want_re "^allreduce of 65536 doubles on 2 ranks: .* sums correct$"
+	case_end
+
+	case_begin "mpirun -np 2 husk run: one session by itself, CMA single copy up to 4 MiB"
+	run_mpirun -np 2 "$HUSK" run -v "$B/mpi.sqfs" -- /bin/sh -c \
+		'readlink /proc/self/ns/user >&2; exec pingpong'
+	want_status 0
+	want_re "^ +4194304 +[0-9.]+ +[0-9.]+$"
+	cat "$OUT" | sed 's/^/# /'
+	want_no_re "CMA|user namespace|single.copy|process_vm" "$ERR"
+	[ "$(grep -c 'joined session .*(started it)' "$ERR")" = 1 ] &&
+		[ "$(grep -c 'joined session .*(existing)' "$ERR")" = 1 ] ||
+		case_fail "the two ranks did not join one session"
+	[ "$(grep '^user:' "$ERR" | sort -u | wc -l)" = 1 ] ||
+		case_fail "the two ranks are in different user namespaces"
+	run_mpirun -np 2 "$HUSK" run --no-join "$B/mpi.sqfs" -- /bin/sh -c 'readlink /proc/self/ns/user'
+	want_status 0
+	[ "$(grep -c '^user:' "$OUT")" = 2 ] && [ "$(sort -u "$OUT" | wc -l)" = 2 ] ||
+		case_fail "--no-join: want two user namespaces"
 	case_end
 else
 	case_skip "mpirun -np 2 husk run" "no host mpirun (openmpi-bin) or no MPI image"

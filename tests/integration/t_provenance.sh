@@ -102,6 +102,17 @@ jq_is "unset" '.env_changes.unset | index("PROV_HOST_ONLY") != null'
 jq_is "kept" '.env_changes.unset | index("HOME") == null'
 case_end
 
+case_begin "the session: null without one; its key and who started it with --join"
+run_husk run --provenance "$P" "$IMG_SQFS" -- true
+want_status 0
+jq_is "no session" '.session == null'
+run_husk run --dry-run --join=prov-$$ "$IMG_SQFS" -- true
+key=$(sed -n 's/^session: would join session \([0-9a-f]*\).*/\1/p' "$OUT")
+run_husk run --provenance "$P" --join=prov-$$ "$IMG_SQFS" -- true
+want_status 0
+jq_is "session" ".session.key == \"$key\" and .session.started == true"
+case_end
+
 case_begin "HUSK_PROVENANCE names the file"
 rm -f "$STAGE/env.jsonl"
 HUSK_PROVENANCE=$STAGE/env.jsonl run_husk run "$IMG_SQFS" -- true

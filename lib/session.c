@@ -1,0 +1,524 @@
+/* session.c: node-local sessions.
+ *
+ * The launches of one job step on one node (the ranks of an MPI job) share
+ * one user namespace and one mount of the image. Open MPI's single-copy path
+ * (CMA, process_vm_readv) then works between ranks, and the image is read
+ * and decompressed once for all of them.
+ *
+ * The session key is a SHA-256 of the uid, the launcher's identity (--join,
+ * Slurm's job and step id, PMIx's namespace or Open MPI's job id), the
+ * identity of the opened image (device, inode, size, mtime) and --fake-root.
+ * The rendezvous is an abstract unix socket named after the uid and the key:
+ * nothing exists in the file system, so nothing can be left behind.
+ *
+ * The first launch to find no server starts one: a process outside every
+ * launch's process tree (double fork, setsid) that sets up the user and mount
+ * namespaces and mounts the image as a single launch's supervisor would,
+ * then hands each member (after checking its uid) fds of its user and mount
+ * namespaces and the stage path. Each member's supervisor joins the user
+ * namespace, copies the host's mount tree for its own sources, then copies
+ * the server's mount tree to clone the image root from it, and assembles its
+ * root as usual. The server exits when its last member's connection closes
+ * (members hold it until all their processes are gone), or after 10 s
+ * without any member. */
+#include "husk_config.h"
+#include "husk.h"
+#include "ns.h"
+#include "sqfs.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <nettle/sha2.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#define IDLE_MS 10000
+#define MAGIC "husk-s1"
+
+struct hello {
+	char magic[8];
+	char stage[64];
+};
+
+/* What the server tells the launch that started it. */
+enum { REP_READY = 1, REP_LOST_RACE, REP_ERROR };
+struct server_report {
+	int kind;
+	struct husk_err err;
+};
+
+static const char *env_nonempty(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+/* The launcher's identity, or NULL for no session. */
+static char *launcher_identity(struct husk_plan *p, char **what)
+{
+	const char *v, *job, *step;
+
+	if (p->join) {
+		*what = husk_strdup_printf("--join=%s", p->join);
+		return strdup(p->join);
+	}
+	if ((v = env_nonempty("HUSK_JOIN"))) {
+		*what = husk_strdup_printf("HUSK_JOIN=%s", v);
+		return strdup(v);
+	}
+	job = env_nonempty("SLURM_JOB_ID");
+	step = env_nonempty("SLURM_STEP_ID");
+	if (job && step) {
+		*what = husk_strdup_printf("Slurm job step %s.%s", job, step);
+		return husk_strdup_printf("slurm:%s.%s", job, step);
+	}
+	if ((v = env_nonempty("PMIX_NAMESPACE"))) {
+		*what = husk_strdup_printf("PMIx namespace %s", v);
+		return husk_strdup_printf("pmix:%s", v);
+	}
+	if ((v = env_nonempty("OMPI_MCA_orte_ess_jobid")) ||
+	    (v = env_nonempty("OMPI_MCA_ess_base_jobid"))) {
+		*what = husk_strdup_printf("Open MPI job %s", v);
+		return husk_strdup_printf("ompi:%s", v);
+	}
+	return NULL;
+}
+
+int husk_session_plan(struct husk_setup *s, struct husk_err *err)
+{
+	struct husk_plan *p = s->plan;
+	struct husk_session *x = &s->sess;
+	autofree char *id = NULL;
+	autofree char *text = NULL;
+	struct sha256_ctx ctx;
+	uint8_t md[SHA256_DIGEST_SIZE];
+	struct stat st;
+
+	x->conn_fd = x->userns_fd = x->mntns_fd = x->root_fd = -1;
+	if (p->no_join || p->build_step)
+		return 0;
+	if (p->join && !*p->join)
+		return husk_err_set(err, 0, "--join: give a non-empty TAG");
+	if (!(id = launcher_identity(p, &x->launcher)))
+		return 0;
+	if (fstat(s->img.fd, &st) < 0)
+		return husk_err_set(err, errno, "image '%s'", s->img.path);
+	text = husk_strdup_printf("uid=%u\nlauncher=%s\nimage=%llu:%llu:%lld:%lld.%09ld\n"
+		"fake_root=%d\n", (unsigned)s->uid, id, (unsigned long long)st.st_dev,
+		(unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+		st.st_mtim.tv_nsec, p->fake_root ? 1 : 0);
+	if (!text)
+		return husk_err_set(err, ENOMEM, "session key");
+	sha256_init(&ctx);
+	sha256_update(&ctx, strlen(text), (const uint8_t *)text);
+	sha256_digest(&ctx, sizeof(md), md);
+	for (size_t i = 0; i < sizeof(md); i++)
+		snprintf(x->key + 2 * i, 3, "%02x", md[i]);
+	x->on = true;
+	return 0;
+}
+
+void husk_session_free(struct husk_session *x)
+{
+	int *fds[] = { &x->conn_fd, &x->userns_fd, &x->mntns_fd, &x->root_fd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (*fds[i] >= 0) {
+			close(*fds[i]);
+			*fds[i] = -1;
+		}
+	free(x->launcher);
+	x->launcher = NULL;
+}
+
+static socklen_t session_addr(struct husk_setup *s, struct sockaddr_un *sa)
+{
+	int n;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "husk-session-%u-%s",
+		(unsigned)s->uid, s->sess.key);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* ---- the server ------------------------------------------------------- */
+
+static void report(int fd, int kind, struct husk_err *err)
+{
+	struct server_report r;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = kind;
+	if (err)
+		r.err = *err;
+	husk_write_all(fd, &r, sizeof(r));
+}
+
+static void send_hello(int c, int userns_fd, int mntns_fd, const char *stage)
+{
+	struct hello h;
+	int fds[2] = { userns_fd, mntns_fd };
+	char cbuf[CMSG_SPACE(sizeof(fds))];
+	struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, MAGIC, sizeof(MAGIC));
+	snprintf(h.stage, sizeof(h.stage), "%s", stage);
+	memset(cbuf, 0, sizeof(cbuf));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	(void)sendmsg(c, &mh, MSG_NOSIGNAL);
+}
+
+/* Serve members until the last one is gone. Never returns. */
+static void serve(int lfd, int userns_fd, int mntns_fd, const char *stage)
+{
+	struct pollfd *pfd = NULL;
+	size_t n = 0, cap = 0;
+	bool seen = false;
+	double deadline = husk_now_ms() + IDLE_MS;
+
+	for (;;) {
+		int timeout = -1, c;
+
+		if (n == 0 && seen)
+			break;
+		if (n == 0) {
+			double left = deadline - husk_now_ms();
+			if (left <= 0)
+				break;
+			timeout = (int)left + 1;
+		}
+		if (n + 2 > cap) {
+			struct pollfd *v = realloc(pfd, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+			if (!v)
+				break;
+			pfd = v;
+		}
+		pfd[n].fd = lfd;
+		pfd[n].events = POLLIN;
+		pfd[n].revents = 0;
+		if (poll(pfd, n + 1, timeout) < 0 && errno != EINTR)
+			break;
+		for (size_t i = 0; i < n; ) {
+			char buf[64];
+			if (pfd[i].revents && read(pfd[i].fd, buf, sizeof(buf)) <= 0) {
+				close(pfd[i].fd);
+				pfd[i] = pfd[--n];
+				continue;
+			}
+			pfd[i].revents = 0;
+			i++;
+		}
+		while ((c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+			struct ucred cr;
+			socklen_t len = sizeof(cr);
+			/* Only our own user (as mapped in our namespace) may join. */
+			if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 ||
+			    cr.uid != getuid()) {
+				close(c);
+				continue;
+			}
+			send_hello(c, userns_fd, mntns_fd, stage);
+			if (n + 2 > cap) {
+				struct pollfd *v = realloc(pfd, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+				if (!v) {
+					close(c);
+					continue;
+				}
+				pfd = v;
+			}
+			pfd[n].fd = c;
+			pfd[n].events = POLLIN;
+			pfd[n].revents = 0;
+			n++;
+			seen = true;
+		}
+	}
+	/* Closing the socket first: a launch that connects now gets no hello
+	 * and starts a new server. The mount goes with the last process of
+	 * the namespace; the FUSE threads end with us. */
+	close(lfd);
+	_exit(0);
+}
+
+/* The session server, in the grandchild of the launch that starts it. */
+static void server_main(struct husk_setup *s, int rep)
+{
+	struct husk_err err = { 0 };
+	struct husk_sqfs_server *srv = NULL;
+	struct sockaddr_un sa;
+	socklen_t salen = session_addr(s, &sa);
+	int lfd, img, userns_fd, mntns_fd, devnull;
+	sigset_t all;
+	struct rlimit rl;
+
+	setsid();
+	/* One fd per member: many ranks may join. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* No fd of the caller stays open: only /dev/null, the report pipe, the
+	 * image, and the socket, at fixed numbers. */
+	devnull = open("/dev/null", O_RDWR);
+	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0)
+		_exit(1);
+	rep = fcntl(rep, F_DUPFD_CLOEXEC, 10);
+	img = fcntl(s->img.fd, F_DUPFD_CLOEXEC, 10);
+	if (rep < 0 || img < 0 || dup2(rep, 3) < 0 || dup2(img, 4) < 0)
+		_exit(1);
+	rep = 3;
+	s->img.fd = 4;
+	close_range(5, ~0U, 0);
+	fcntl(rep, F_SETFD, FD_CLOEXEC);
+	fcntl(s->img.fd, F_SETFD, FD_CLOEXEC);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (lfd < 0) {
+		husk_err_set(&err, errno, "session socket");
+		report(rep, REP_ERROR, &err);
+		_exit(1);
+	}
+	if (bind(lfd, (struct sockaddr *)&sa, salen) < 0) {
+		if (errno == EADDRINUSE) {
+			/* Another launch started one at the same time: use it. */
+			report(rep, REP_LOST_RACE, NULL);
+			_exit(0);
+		}
+		husk_err_set(&err, errno, "cannot bind the session socket");
+		report(rep, REP_ERROR, &err);
+		_exit(1);
+	}
+	/* Members may queue now; they are answered once the image is up. */
+	if (listen(lfd, SOMAXCONN) < 0) {
+		husk_err_set(&err, errno, "cannot listen on the session socket");
+		report(rep, REP_ERROR, &err);
+		_exit(1);
+	}
+	/* Named only now: a server that lost the race never shows as one. */
+	prctl(PR_SET_NAME, "husk-session");
+	s->proc_fd = -1;
+	s->sess.on = false;   /* the server mounts the image itself */
+	if (husk_userns_enter(s->plan->fake_root, s->uid, s->gid, &err) < 0 ||
+	    husk_stage_image(s, &srv, &err) < 0 ||
+	    (srv && husk_sqfs_server_start(srv, &err) < 0)) {
+		report(rep, REP_ERROR, &err);
+		_exit(1);
+	}
+	userns_fd = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+	mntns_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (userns_fd < 0 || mntns_fd < 0) {
+		husk_err_set(&err, errno, "session server: cannot open its namespaces");
+		report(rep, REP_ERROR, &err);
+		_exit(1);
+	}
+	report(rep, REP_READY, NULL);
+	close(rep);
+	serve(lfd, userns_fd, mntns_fd, s->stage_path);
+}
+
+/* Start a server; 0 when one is (now) there to connect to. */
+static int spawn_server(struct husk_setup *s, bool *started, struct husk_err *err)
+{
+	int p[2], st;
+	pid_t a;
+	struct server_report r;
+	ssize_t got = 0, k;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return husk_err_set(err, errno, "pipe");
+	fflush(NULL);
+	a = fork();
+	if (a < 0) {
+		close(p[0]);
+		close(p[1]);
+		return husk_err_set(err, errno, "fork");
+	}
+	if (a == 0) {
+		/* The middle process: its child is reparented away from us. */
+		close(p[0]);
+		if (fork() == 0)
+			server_main(s, p[1]);
+		_exit(0);
+	}
+	close(p[1]);
+	while (waitpid(a, &st, 0) < 0 && errno == EINTR)
+		;
+	memset(&r, 0, sizeof(r));
+	while (got < (ssize_t)sizeof(r) &&
+	       ((k = read(p[0], (char *)&r + got, sizeof(r) - (size_t)got)) > 0 ||
+		(k < 0 && errno == EINTR)))
+		if (k > 0)
+			got += k;
+	close(p[0]);
+	if (got != (ssize_t)sizeof(r))
+		return husk_err_set(err, 0, "the session server for image '%s' did not start",
+			s->img.path);
+	if (r.kind == REP_ERROR) {
+		*err = r.err;
+		return -1;
+	}
+	*started = r.kind == REP_READY;
+	return 0;
+}
+
+/* Connect; 1 on success, 0 when nobody serves (or the server was leaving). */
+static int try_connect(struct husk_setup *s, struct husk_err *err)
+{
+	struct husk_session *x = &s->sess;
+	struct sockaddr_un sa;
+	socklen_t salen = session_addr(s, &sa);
+	autoclose int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct hello h;
+	int fds[2];
+	char cbuf[CMSG_SPACE(sizeof(fds))];
+	struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	struct pollfd pfd;
+	ssize_t n;
+
+	if (fd < 0)
+		return husk_err_set(err, errno, "session socket");
+	if (connect(fd, (struct sockaddr *)&sa, salen) < 0) {
+		if (errno == ECONNREFUSED || errno == ENOENT)
+			return 0;
+		return husk_err_set(err, errno, "cannot connect to the session server");
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return husk_err_set(err, errno, "session server credentials");
+	if (cr.uid != s->uid) {
+		husk_err_set(err, 0, "session %s: its socket is held by uid %u (pid %d), not by "
+			"you", x->key, (unsigned)cr.uid, (int)cr.pid);
+		husk_err_hint(err, "someone is squatting the session name; run with --no-join, or "
+			"pick another tag with --join");
+		return -1;
+	}
+	/* The server answers once the image is mounted. */
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	while ((n = poll(&pfd, 1, 60000)) < 0 && errno == EINTR)
+		;
+	if (n == 0)
+		return husk_err_set(err, 0, "the session server for image '%s' did not answer "
+			"in 60 s", s->img.path);
+	memset(cbuf, 0, sizeof(cbuf));
+	while ((n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	cm = CMSG_FIRSTHDR(&mh);
+	if (n != (ssize_t)sizeof(h) || memcmp(h.magic, MAGIC, sizeof(MAGIC)) || !cm ||
+	    cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(fds))) {
+		if (cm && cm->cmsg_type == SCM_RIGHTS) {
+			size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			memcpy(fds, CMSG_DATA(cm), k < 2 ? k * sizeof(int) : sizeof(fds));
+			for (size_t i = 0; i < k && i < 2; i++)
+				close(fds[i]);
+		}
+		if (n <= 0)
+			return 0;   /* the server was leaving: start another */
+		return husk_err_set(err, 0, "session %s: unexpected answer from its server", x->key);
+	}
+	memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+	x->userns_fd = fds[0];
+	x->mntns_fd = fds[1];
+	h.stage[sizeof(h.stage) - 1] = '\0';
+	snprintf(x->stage, sizeof(x->stage), "%s", h.stage);
+	x->conn_fd = steal_fd(&fd);
+	return 1;
+}
+
+int husk_session_join(struct husk_setup *s, struct husk_err *err)
+{
+	struct husk_session *x = &s->sess;
+
+	if (!x->on)
+		return 0;
+	if (!husk_have_open_tree()) {
+		husk_debug("not joining session %s (%s): the kernel has no open_tree (5.2); "
+			"this launch mounts the image itself", x->key, x->launcher);
+		x->on = false;
+		return 0;
+	}
+	for (int attempt = 0; attempt < 10; attempt++) {
+		bool started = false;
+		int r = try_connect(s, err);
+		if (r < 0)
+			return -1;
+		if (r > 0) {
+			husk_info("joined session %s (%s) at %.2f ms", x->key,
+				x->started ? "started it" : "existing", husk_now_ms() - s->t0);
+			return 0;
+		}
+		if (spawn_server(s, &started, err) < 0)
+			return -1;
+		x->started = x->started || started;
+	}
+	return husk_err_set(err, 0, "session %s: could not reach its server", x->key);
+}
+
+/* ---- a member's supervisor ------------------------------------------- */
+
+int husk_session_enter(struct husk_setup *s, struct husk_err *err)
+{
+	struct husk_session *x = &s->sess;
+
+	if (setns(x->userns_fd, CLONE_NEWUSER) < 0)
+		return husk_err_set(err, errno, "cannot join the session's user namespace");
+	close(x->userns_fd);
+	x->userns_fd = -1;
+	/* A copy of the host's mount tree, owned by the shared namespace: the
+	 * bind sources are cloned from it, as in a single launch. */
+	if (unshare(CLONE_NEWNS) < 0)
+		return husk_err_set(err, errno, "cannot create a mount namespace");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return husk_err_set(err, errno, "cannot make the mount tree private");
+	return 0;
+}
+
+int husk_session_take_image(struct husk_setup *s, struct husk_err *err)
+{
+	struct husk_session *x = &s->sess;
+	autoclose int fd = -1;
+
+	/* A private copy of the server's tree, which has the image mounted. */
+	if (setns(x->mntns_fd, CLONE_NEWNS) < 0)
+		return husk_err_set(err, errno, "cannot join the session's mount namespace");
+	close(x->mntns_fd);
+	x->mntns_fd = -1;
+	if (unshare(CLONE_NEWNS) < 0)
+		return husk_err_set(err, errno, "cannot create a mount namespace");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return husk_err_set(err, errno, "cannot make the mount tree private");
+	fd = openat(AT_FDCWD, x->stage, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		int root = openat(fd, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		fd = root;
+	}
+	if (fd < 0 || (x->root_fd = husk_clone_tree(fd)) < 0)
+		return husk_err_set(err, errno, "cannot take the image from session %s", x->key);
+	return 0;
+}
