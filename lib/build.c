@@ -117,29 +117,6 @@ static void progress(struct build *b, const char *fmt, ...)
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int find_tool(const char *name, char *out, size_t size)
-{
-	const char *path = getenv("PATH");
-	autofree char *copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-	char *save = NULL;
-
-	/* mksquashfs lives in /usr/sbin, often missing from a user's PATH. */
-	if (!copy)
-		return -1;
-	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		snprintf(out, size, "%s/%s", d, name);
-		if (access(out, X_OK) == 0)
-			return 0;
-	}
-	for (const char *const *d = (const char *const[]){ "/usr/sbin", "/sbin", "/usr/bin", NULL };
-	     *d; d++) {
-		snprintf(out, size, "%s/%s", *d, name);
-		if (access(out, X_OK) == 0)
-			return 0;
-	}
-	return -1;
-}
-
 /* Run argv, capture the first line of its output (stdout and stderr). */
 static int tool_version(const char *const *argv, char *out, size_t size)
 {
@@ -307,7 +284,7 @@ static void host_apt_options(char ***opts, size_t *n)
 		"Acquire::Check-Valid-Until", "Acquire::Check-Date", NULL };
 	char line[512], path[PATH_MAX];
 
-	if (find_tool("apt-config", path, sizeof(path)) < 0)
+	if (husk_find_tool("apt-config", path, sizeof(path)) < 0)
 		return;
 	for (int i = 0; keys[i]; i++) {
 		const char *argv[] = { path, "shell", "V", keys[i], NULL };
@@ -328,27 +305,6 @@ static void host_apt_options(char ***opts, size_t *n)
 	}
 }
 
-static int has_subids(const char *file, const char *user, uid_t uid)
-{
-	FILE *f = fopen(file, "re");
-	char line[512], num[32];
-	int found = 0;
-
-	if (!f)
-		return 0;
-	snprintf(num, sizeof(num), "%u", (unsigned)uid);
-	while (fgets(line, sizeof(line), f)) {
-		char *c = strchr(line, ':');
-		if (!c)
-			continue;
-		*c = '\0';
-		if ((user && !strcmp(line, user)) || !strcmp(line, num))
-			found = 1;
-	}
-	fclose(f);
-	return found;
-}
-
 /* FROM debian:SUITE: mmdebstrap writes the tree as a tar stream to a pipe. */
 static int start_mmdebstrap(struct build *b, const char *suite)
 {
@@ -359,10 +315,10 @@ static int start_mmdebstrap(struct build *b, const char *suite)
 	int p[2];
 	pid_t pid;
 
-	if (find_tool("mmdebstrap", tool, sizeof(tool)) < 0)
+	if (husk_find_tool("mmdebstrap", tool, sizeof(tool)) < 0)
 		return husk_err_set(b->err, 0, "FROM debian:%s needs mmdebstrap, which is not "
 			"installed; install it with: apt-get install mmdebstrap uidmap", suite);
-	if (!has_subids("/etc/subuid", user, getuid()) || !has_subids("/etc/subgid", user, getuid()))
+	if (!husk_has_subids("/etc/subuid", user, getuid()) || !husk_has_subids("/etc/subgid", user, getuid()))
 		return husk_err_set(b->err, 0, "FROM debian:%s: mmdebstrap needs subordinate ids for "
 			"'%s' in /etc/subuid and /etc/subgid; ask an administrator to run: usermod "
 			"--add-subuids 100000-165535 --add-subgids 100000-165535 %s (or build FROM a "
@@ -1251,7 +1207,7 @@ static int prepare(struct build *b, const char **debian_suite, char src_digest[6
 	    strcmp(b->comp, "xz") && strcmp(b->comp, "lzo"))
 		return husk_err_set(b->err, 0, "compression '%s': unknown; use lz4 (the default, "
 			"fastest to read), zstd, gzip, xz or lzo", b->comp);
-	if (find_tool("mksquashfs", b->mksquashfs, sizeof(b->mksquashfs)) < 0)
+	if (husk_find_tool("mksquashfs", b->mksquashfs, sizeof(b->mksquashfs)) < 0)
 		return husk_err_set(b->err, 0, "mksquashfs not found; install it with: apt-get "
 			"install squashfs-tools");
 	{

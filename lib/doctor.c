@@ -217,55 +217,27 @@ static void check_kernel(struct ctx *c)
 			"open_tree/move_mount", u.release);
 }
 
-static bool has_subids(const char *file, const char *user, uid_t uid)
+static bool on_path(const char *tool)
 {
-	FILE *f = fopen(file, "re");
-	char line[512], num[32];
-	bool found = false;
+	char path[4096];
 
-	if (!f)
-		return false;
-	snprintf(num, sizeof(num), "%u", (unsigned)uid);
-	while (!found && fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-		if (!colon)
-			continue;
-		*colon = '\0';
-		found = (user && !strcmp(line, user)) || !strcmp(line, num);
-	}
-	fclose(f);
-	return found;
-}
-
-static bool on_path(const char *tool, const char *extra)
-{
-	const char *path = getenv("PATH");
-	autofree char *all = husk_strdup_printf("%s:%s", path && *path ? path : "/usr/bin:/bin",
-		extra);
-	char *save = NULL;
-
-	for (char *d = strtok_r(all, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		autofree char *p = husk_strdup_printf("%s/%s", d, tool);
-		if (p && access(p, X_OK) == 0)
-			return true;
-	}
-	return false;
+	return husk_find_tool(tool, path, sizeof(path)) == 0;
 }
 
 static void check_build(struct ctx *c)
 {
 	const char *user = getenv("USER");
 
-	if (on_path("mksquashfs", "/usr/sbin:/sbin"))
+	if (on_path("mksquashfs"))
 		say(c, HUSK_CHECK_OK, "husk build", NULL, "mksquashfs is installed");
 	else
 		say(c, HUSK_CHECK_WARN, "husk build", "apt-get install squashfs-tools",
 			"mksquashfs is missing: husk build cannot write images");
-	if (!on_path("mmdebstrap", "") || !on_path("newuidmap", "/usr/sbin:/sbin"))
+	if (!on_path("mmdebstrap") || !on_path("newuidmap"))
 		say(c, HUSK_CHECK_WARN, "FROM debian:SUITE", "apt-get install mmdebstrap uidmap",
 			"mmdebstrap or newuidmap is missing (other bases still work)");
-	else if (!has_subids("/etc/subuid", user, getuid()) ||
-	    !has_subids("/etc/subgid", user, getuid()))
+	else if (!husk_has_subids("/etc/subuid", user, getuid()) ||
+	    !husk_has_subids("/etc/subgid", user, getuid()))
 		say(c, HUSK_CHECK_WARN, "FROM debian:SUITE", "as root: usermod --add-subuids "
 			"100000-165535 --add-subgids 100000-165535 USER",
 			"no subordinate ids for %s in /etc/subuid and /etc/subgid", user ? user : "you");

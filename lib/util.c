@@ -108,3 +108,45 @@ const char *husk_errno_name(int e)
 	const char *n = strerrorname_np(e);
 	return n ? n : "E?";
 }
+
+int husk_find_tool(const char *name, char *out, size_t size)
+{
+	static const char *const extra[] = { "/usr/sbin", "/sbin", "/usr/bin", NULL };
+	const char *path = getenv("PATH");
+	autofree char *copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	char *save = NULL;
+
+	if (!copy)
+		return -1;
+	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(out, size, "%s/%s", d, name);
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	for (int i = 0; extra[i]; i++) {
+		snprintf(out, size, "%s/%s", extra[i], name);
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+bool husk_has_subids(const char *file, const char *user, uid_t uid)
+{
+	FILE *f = fopen(file, "re");
+	char line[512], num[32];
+	bool found = false;
+
+	if (!f)
+		return false;
+	snprintf(num, sizeof(num), "%u", (unsigned)uid);
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+		if (!colon)
+			continue;
+		*colon = '\0';
+		found = (user && !strcmp(line, user)) || !strcmp(line, num);
+	}
+	fclose(f);
+	return found;
+}

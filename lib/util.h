@@ -4,6 +4,7 @@
 #define HUSK_UTIL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -28,5 +29,11 @@ int husk_write_all(int fd, const void *buf, size_t len);
 int husk_write_fileat(int dirfd, const char *path, const char *text, mode_t mode);
 double husk_now_ms(void);
 const char *husk_errno_name(int e);
+/* Find an executable in $PATH, then in /usr/sbin, /sbin, /usr/bin (tools such
+ * as mksquashfs and newuidmap live in sbin, often missing from a user's PATH).
+ * Writes the path to out; 0 when found, -1 otherwise. */
+int husk_find_tool(const char *name, char *out, size_t size);
+/* Does /etc/subuid or /etc/subgid (file) give user (or uid) a range? */
+bool husk_has_subids(const char *file, const char *user, uid_t uid);
 
 #endif

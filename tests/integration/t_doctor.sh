@@ -38,9 +38,12 @@ fi
 case_end
 
 case_begin "husk doctor: an unreachable PMIX_SERVER_TMPDIR fails with the fix"
-PMIX_SERVER_TMPDIR=/proc/1/root/nonexistent run_husk doctor
+mkdir -p "$STAGE/pmix-locked"
+chmod 0 "$STAGE/pmix-locked"
+PMIX_SERVER_TMPDIR=$STAGE/pmix-locked run_husk doctor
+chmod 0700 "$STAGE/pmix-locked"
 want_status 1
-want_re "^FAIL +PMIx +PMIX_SERVER_TMPDIR '/proc/1/root/nonexistent'"
+want_re "^FAIL +PMIx +PMIX_SERVER_TMPDIR '$STAGE/pmix-locked': Permission denied"
 want_re "fix: ask the administrator"
 case_end
 
