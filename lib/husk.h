@@ -362,6 +362,10 @@ struct husk_plan {
 	 * --no-join: never. */
 	const char *join;
 	bool no_join;
+	/* Host pieces added to the container (site binds, --mpi=host, --gpu,
+	 * --device, interconnect profiles, placement): filled by the command
+	 * before husk_run, see lib/conf.h; NULL: none. */
+	struct husk_host *host;
 };
 
 HUSK_API void husk_plan_init(struct husk_plan *plan);

@@ -1,0 +1,103 @@
+/* conf.h: site configuration (husk.conf) and the host pieces husk adds to a
+ * container (site binds, --mpi=host, --gpu, --device, interconnect,
+ * --placement).
+ *
+ * ---- husk.conf ------------------------------------------------------------
+ * One file, HUSK_SYSCONFDIR "/husk.conf" (e.g. /etc/husk/husk.conf), plus the
+ * files its `include = GLOB` lines name. Declarative, one `key = value` a
+ * line, `#` comments, `[section]` headers; every error names `file:line`.
+ * The system file must be owned by root and not writable by group or others
+ * (refused otherwise, naming the fix). `--config FILE` / HUSK_CONFIG replace
+ * it only when it says `allow-user-config = yes` (or when there is none).
+ *
+ *   [run]
+ *   bind = SRC[:DST[:ro|rw]]      default bind, repeatable (optional when SRC is missing)
+ *   forbid-bind = PATH            no bind may have this destination or one below it
+ *   image-path = DIR              images must live below one of these (repeatable;
+ *                                 none given: anywhere)
+ *   allow-user-config = yes|no
+ *   mpi = container|host          default for --mpi
+ *   gpu = none|auto               default for --gpu
+ *   placement = none|auto         default for --placement
+ *
+ *   [profile NAME]                what to inject for one kind of host stack
+ *   kind = mpi|gpu|interconnect
+ *   flavour = openmpi|mpich|nvidia|amd|infiniband|cxi|ucx|...
+ *   detect = PATH                 the profile applies on hosts where PATH exists
+ *   library = SONAME|GLOB         found through the host's linker cache, with the
+ *                                 libraries they need (repeatable)
+ *   program = NAME                a host program found in the host PATH (repeatable)
+ *   device = PATH|GLOB            device nodes (repeatable)
+ *   path = PATH[:DST]             host files/directories bound read-only (repeatable)
+ *   env = NAME=VALUE              set inside (repeatable)
+ *
+ * Profiles shipped with husk live in HUSK_DATADIR "/profiles/NAME.conf" (same
+ * syntax, one [profile] each); the site file's profiles of the same name win. */
+#ifndef HUSK_CONF_H
+#define HUSK_CONF_H
+
+#include "husk.h"
+
+enum husk_profile_kind { HUSK_PROFILE_MPI = 1, HUSK_PROFILE_GPU, HUSK_PROFILE_NET };
+
+struct husk_profile {
+	char *name;
+	enum husk_profile_kind kind;
+	char *flavour;
+	char **detect, **libraries, **programs, **devices, **paths, **env; /* NULL-terminated */
+	char *file;          /* where it was defined, for messages */
+	int line;
+};
+
+struct husk_conf {
+	char *path;          /* the main file read, or NULL when none exists */
+	struct husk_bind *binds;   /* [run] bind, why = "husk.conf" */
+	size_t n_binds;
+	char **forbid_bind;  /* NULL-terminated, normalised */
+	char **image_paths;  /* NULL-terminated, normalised; NULL: anywhere */
+	bool allow_user_config;
+	char *mpi, *gpu, *placement;  /* defaults, or NULL */
+	struct husk_profile *profiles;
+	size_t n_profiles;
+};
+
+/* Load the system file (and the shipped profiles); user_path (--config or
+ * HUSK_CONFIG, NULL when neither) replaces the system file when allowed. */
+int husk_conf_load(struct husk_conf *c, const char *user_path, struct husk_err *err);
+void husk_conf_free(struct husk_conf *c);
+/* NULL when there is no such profile. */
+const struct husk_profile *husk_conf_profile(const struct husk_conf *c,
+	enum husk_profile_kind kind, const char *name);
+/* Refuse an image outside image-path, or a bind whose destination is
+ * forbidden, naming the rule's file:line and the fix. */
+int husk_conf_check_image(const struct husk_conf *c, const char *image_path, struct husk_err *err);
+int husk_conf_check_bind(const struct husk_conf *c, const struct husk_bind *b, struct husk_err *err);
+
+/* ---- host pieces added to a container ------------------------------------
+ * Filled before husk_run() by the site configuration, host MPI injection,
+ * GPUs/CDI devices, interconnect profiles and placement; consumed by run.c
+ * (binds after the default ones, env after the image's environment and
+ * before --env-file and -e) and by the provenance record. */
+struct husk_host_item {      /* one line of the provenance record */
+	char *what;          /* "library", "program", "device", "path", "placement", ... */
+	char *name;          /* "libmpi.so.40", "/dev/nvidia0", "rank 1: cpus 2-3" */
+	char *detail;        /* host path, version, or NULL */
+};
+struct husk_host {
+	struct husk_bind *binds;     /* read-only unless said; dst may be missing in the image */
+	size_t n_binds;
+	struct husk_env env;         /* set inside */
+	char **ld_library_path;      /* prepended to LD_LIBRARY_PATH inside, in order */
+	char **path;                 /* prepended to PATH inside, in order */
+	char **hide;                 /* container paths (device nodes) made unusable */
+	struct husk_host_item *items;
+	size_t n_items;
+};
+void husk_host_init(struct husk_host *h);
+void husk_host_free(struct husk_host *h);
+int husk_host_add_bind(struct husk_host *h, const char *src, const char *dst, bool ro,
+	const char *why);
+int husk_host_add_item(struct husk_host *h, const char *what, const char *name,
+	const char *detail);
+
+#endif
