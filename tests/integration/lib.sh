@@ -3,7 +3,10 @@
 # tests/run starts each test file as the test user with these variables:
 #   HUSK PROBE IMG_DIR IMG_SQFS HOSTILE_DIR HOSTILE_SQFS CORRUPT_SQFS TRUNC_SQFS
 #   NOT_IMAGE STAGE (a fresh scratch directory of this file), and SETUID_HUSK
-#   (a setuid-root copy of husk, when run as root) or SETUID_SKIP (why not).
+#   (a setuid-root copy of husk, when run as root) or SETUID_SKIP (why not),
+#   and MPI_SQFS: the Debian + Open MPI image of images/debian/recipe, built
+#   once by tests/run when a selected file has a line `# needs: mpi-image`
+#   (empty when that build failed: such files then fail, not skip).
 #
 # Output protocol, one line per test case:
 #   ok - NAME | not ok - NAME | skip - NAME (reason)
