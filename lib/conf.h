@@ -70,6 +70,8 @@ struct husk_conf {
  * HUSK_CONFIG, NULL when neither) replaces the system file when allowed. */
 int husk_conf_load(struct husk_conf *c, const char *user_path, struct husk_err *err);
 void husk_conf_free(struct husk_conf *c);
+/* The directory of the system file (HUSK_SYSCONFDIR), for messages. */
+const char *husk_conf_dir(void);
 /* NULL when there is no such profile. */
 const struct husk_profile *husk_conf_profile(const struct husk_conf *c,
 	enum husk_profile_kind kind, const char *name);
