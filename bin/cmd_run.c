@@ -84,8 +84,8 @@ void help_run(bool shell)
 	       "  -q, --quiet                   no warnings\n"
 	       "      --help                    this text\n\n"
 	       "Environment precedence, lowest first: host (or --clean-env's set), the\n"
-	       "image's /.husk/environment, --env-file, -e. HUSK_CONTAINER=1 and\n"
-	       "HUSK_IMAGE are always set.\n\n"
+	       "image's /.husk/environment, the site configuration's variables, --env-file,\n"
+	       "-e. HUSK_CONTAINER=1 and HUSK_IMAGE are always set.\n\n"
 	       "Exit status: the command's; 128+N if it died of signal N; 125 if husk\n"
 	       "failed (a pinned image whose digest differs included); 126 if the command\n"
 	       "is not executable; 127 if it is not found.\n");
