@@ -1,6 +1,7 @@
 /* cmd_run.c: `husk run` and `husk shell`: options into a plan, then run it. */
 #include "husk_config.h"
 #include "cli.h"
+#include "conf.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -10,7 +11,8 @@
 #include <unistd.h>
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
-	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_HELP };
+	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_HELP,
+	OPT_CONFIG };
 
 static const struct option run_opts[] = {
 	{ "bind", required_argument, NULL, 'b' },
@@ -25,6 +27,7 @@ static const struct option run_opts[] = {
 	{ "provenance", required_argument, NULL, OPT_PROVENANCE },
 	{ "join", required_argument, NULL, OPT_JOIN },
 	{ "no-join", no_argument, NULL, OPT_NO_JOIN },
+	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -74,6 +77,9 @@ void help_run(bool shell)
 	       "                                Slurm job step, PMIx namespace or Open MPI job\n"
 	       "                                join automatically\n"
 	       "      --no-join                 never join a session: own namespaces, own mount\n"
+	       "      --config FILE             use FILE instead of the site configuration\n"
+	       "                                (husk.conf), where the site allows it; also\n"
+	       "                                HUSK_CONFIG=FILE; see husk.conf(5)\n"
 	       "  -v, --verbose                 say what husk does, with timing (repeat for more)\n"
 	       "  -q, --quiet                   no warnings\n"
 	       "      --help                    this text\n\n"
@@ -141,8 +147,12 @@ int cmd_run(int argc, char **argv, bool shell)
 	int verbosity = 0, c, status;
 	bool quiet = false;
 	char *image = NULL, *pin = NULL;
+	const char *config = NULL;
+	struct husk_conf conf = { 0 };
+	struct husk_host host;
 
 	husk_plan_init(&plan);
+	husk_host_init(&host);
 	if (!getcwd(cwd, sizeof(cwd)))
 		cwd[0] = '\0';
 	/* HUSK_BIND first, so that -b lands on top of it. */
@@ -177,6 +187,7 @@ int cmd_run(int argc, char **argv, bool shell)
 		case OPT_PROVENANCE: plan.provenance = optarg; break;
 		case OPT_JOIN: plan.join = optarg; plan.no_join = false; break;
 		case OPT_NO_JOIN: plan.no_join = true; plan.join = NULL; break;
+		case OPT_CONFIG: config = optarg; break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = true; break;
 		case OPT_HELP:
@@ -211,11 +222,16 @@ int cmd_run(int argc, char **argv, bool shell)
 		/* None: the image's entrypoint and cmd, decided once it is open. */
 		plan.argv = optind < argc ? &argv[optind] : NULL;
 	}
+	/* The site configuration, then the host pieces that build on it. */
+	if (cli_site_setup(&plan, config, &conf, &host) < 0)
+		return HUSK_EXIT_FAILURE;
 	status = husk_run(&plan, stdout, &err);
 	if (status < 0)
 		status = cli_fail(&err);
 	cli_repeat_warnings();
 	husk_plan_free(&plan);
+	husk_host_free(&host);
+	husk_conf_free(&conf);
 	free(image);
 	free(pin);
 	return status;
