@@ -711,6 +711,29 @@ static int commit(struct closure *w, struct husk_host *h)
 	return 0;
 }
 
+/* A host path below the root; a glob takes its first match (sorted), so
+ * that a profile can name the multiarch directory with a '*'. NULL with
+ * errno ENOENT when a glob matches nothing. */
+static char *host_glob(struct husk_inject *ctx, const char *path)
+{
+	autofree char *full = host_path(ctx, path);
+	glob_t g;
+	char *r;
+
+	if (!full || !strpbrk(path, "*?["))
+		return steal_ptr(&full);
+	if (glob(full, 0, NULL, &g) != 0 || !g.gl_pathc) {
+		globfree(&g);
+		errno = ENOENT;
+		return NULL;
+	}
+	r = strdup(g.gl_pathv[0]);
+	globfree(&g);
+	if (!r)
+		errno = ENOMEM;
+	return r;
+}
+
 /* path = SRC[:DST] entries: binds (and the ELF files below, scanned). */
 struct path_entry { char *src, *dst; };
 
@@ -742,8 +765,13 @@ static int parse_paths(struct closure *w, const struct husk_profile *p, struct p
 		if (!(v = realloc(*out, (*n_out + 1) * sizeof(*v))))
 			return husk_err_set(w->err, ENOMEM, "%s", w->what);
 		*out = v;
-		v[*n_out].src = host_path(w->ctx, x);
+		v[*n_out].src = host_glob(w->ctx, x);
 		v[*n_out].dst = strdup(colon ? colon : x);
+		if (errno == ENOENT && !v[*n_out].src) {
+			husk_info("%s: path '%s' matches nothing on this host; skipped", w->what, x);
+			free(v[*n_out].dst);
+			continue;
+		}
 		if (!v[*n_out].src || !v[*n_out].dst)
 			return husk_err_set(w->err, ENOMEM, "%s", w->what);
 		if (stat(v[*n_out].src, &st) < 0) {

@@ -310,7 +310,7 @@ static void test_profiles(void)
 	char *mid[] = { "libmid.so.1", NULL }, *old[] = { "libold.so.1", NULL };
 	char *nw[] = { "libnew.so.1", NULL }, *absent[] = { "libabsent.so.3", NULL };
 	char *glob[] = { "libmi?.so.*", NULL }, *prog[] = { "fakeinfo", NULL };
-	char *paths[] = { "${libdir:libfakempi.so.40}/fakempi:/.husk-host/fakempi", NULL };
+	char *paths[] = { "/usr/lib/*/fakempi:/.husk-host/fakempi", "/nowhere/*:/x", NULL };
 	char *env[] = { "FAKE_PLUGINS=${libdir:libfakempi.so.40}/fakempi/plugins", NULL };
 	struct husk_profile p = { .name = "test", .kind = HUSK_PROFILE_GPU, .libraries = mid,
 		.file = "test.conf", .line = 1 };
@@ -392,8 +392,9 @@ static void test_profiles(void)
 	p.programs = NULL;
 	p.paths = paths;
 	p.env = env;
-	CHECK("a path entry with ${libdir:...}: the tree bound", try_profile("img236", &p, 0, &h,
-		&err) == 0 && has_bind(&h, "/.husk-host/fakempi", "/usr/lib/x86_64-linux-gnu/fakempi"));
+	CHECK("a path entry with a glob: the tree bound, one matching nothing skipped", try_profile("img236", &p, 0, &h,
+		&err) == 0 && has_bind(&h, "/.husk-host/fakempi", "/usr/lib/x86_64-linux-gnu/fakempi") &&
+		!has_bind(&h, "/x", ""));
 	CHECK("  the libraries its plugins need are injected",
 		has_bind(&h, "/.husk-host/lib/libplug.so.1", "libplug.so.1.0"));
 	CHECK("  the plugins themselves are not bound one by one",
