@@ -51,6 +51,11 @@ struct husk_elf {
 /* Parse a 64-bit ELF object of the host's byte order from memory. Returns 0,
  * or -1 with errno EINVAL (not such an ELF object, or malformed). */
 int husk_elf_parse(const void *buf, size_t len, struct husk_elf *e);
+/* The same for a file read piecewise (the ELF header, program headers,
+ * dynamic segment, string and version tables only): rd reads len bytes at
+ * off into dst, 0 or -1. size: the file's. */
+typedef int (*husk_elf_read_fn)(void *data, uint64_t off, size_t len, void *dst);
+int husk_elf_parse_sparse(husk_elf_read_fn rd, void *data, size_t size, struct husk_elf *e);
 void husk_elf_free(struct husk_elf *e);
 /* The e_machine of the objects this husk can inject (its own). */
 uint16_t husk_elf_native_machine(void);

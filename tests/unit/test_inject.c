@@ -165,6 +165,13 @@ static const struct husk_host_item *item(const struct husk_host *h, const char *
 	return NULL;
 }
 
+static int sparse_reads;
+static int read_at(void *data, uint64_t off, size_t len, void *dst)
+{
+	sparse_reads++;
+	return pread(*(int *)data, dst, len, (off_t)off) == (ssize_t)len ? 0 : -1;
+}
+
 static void test_parsers(void)
 {
 	char *buf = NULL;
@@ -210,6 +217,12 @@ static void test_parsers(void)
 			CHECK_STR("libc.so.6 defines GLIBC_ up to gnu_get_libc_version()",
 				e.glibc_defined, gnu_get_libc_version());
 			CHECK_STR("libc.so.6's soname", e.soname, "libc.so.6");
+			husk_elf_free(&e);
+			sparse_reads = 0;
+			CHECK("libc.so.6 read piecewise", husk_elf_parse_sparse(read_at, &fd,
+				(size_t)st.st_size, &e) == 0);
+			CHECK_STR("  the same glibc version", e.glibc_defined, gnu_get_libc_version());
+			CHECK("  in a few reads", sparse_reads > 0 && sparse_reads < 8);
 			CHECK("libc.so.6 is of this machine", e.machine == husk_elf_native_machine());
 			husk_elf_free(&e);
 		} else {
