@@ -35,6 +35,11 @@ struct husk_host;
 int cli_site_setup(struct husk_plan *plan, const char *config, struct husk_conf *conf,
 	struct husk_host *host);
 
+/* mpi.c: --mpi=host|container (mpi: the option's value or NULL); fills
+ * host; prints the error and returns -1. */
+int cli_mpi_setup(struct husk_plan *plan, const char *mpi, const struct husk_conf *conf,
+	struct husk_host *host);
+
 /* cmd_doctor.c */
 int cmd_doctor(int argc, char **argv);
 void help_doctor(void);

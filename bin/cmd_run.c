@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
-	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_HELP,
+	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_MPI, OPT_HELP,
 	OPT_CONFIG };
 
 static const struct option run_opts[] = {
@@ -28,6 +28,7 @@ static const struct option run_opts[] = {
 	{ "join", required_argument, NULL, OPT_JOIN },
 	{ "no-join", no_argument, NULL, OPT_NO_JOIN },
 	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "mpi", required_argument, NULL, OPT_MPI },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -77,6 +78,13 @@ void help_run(bool shell)
 	       "                                Slurm job step, PMIx namespace or Open MPI job\n"
 	       "                                join automatically\n"
 	       "      --no-join                 never join a session: own namespaces, own mount\n"
+	       "      --mpi host|container      host: replace the image's MPI by the host's (its\n"
+	       "                                libraries, plugins and tuning, bound read-only\n"
+	       "                                under /.husk-host; the image must be built against\n"
+	       "                                the same MPI ABI, with a glibc at least as new as\n"
+	       "                                the host libraries need: checked first);\n"
+	       "                                container (default): the image's own. Also\n"
+	       "                                HUSK_MPI=host, or mpi = host in husk.conf\n"
 	       "      --config FILE             use FILE instead of the site configuration\n"
 	       "                                (husk.conf), where the site allows it; also\n"
 	       "                                HUSK_CONFIG=FILE; see husk.conf(5)\n"
@@ -147,7 +155,7 @@ int cmd_run(int argc, char **argv, bool shell)
 	int verbosity = 0, c, status;
 	bool quiet = false;
 	char *image = NULL, *pin = NULL;
-	const char *config = NULL;
+	const char *config = NULL, *mpi = NULL;
 	struct husk_conf conf = { 0 };
 	struct husk_host host;
 
@@ -188,6 +196,7 @@ int cmd_run(int argc, char **argv, bool shell)
 		case OPT_JOIN: plan.join = optarg; plan.no_join = false; break;
 		case OPT_NO_JOIN: plan.no_join = true; plan.join = NULL; break;
 		case OPT_CONFIG: config = optarg; break;
+		case OPT_MPI: mpi = optarg; break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = true; break;
 		case OPT_HELP:
@@ -223,7 +232,8 @@ int cmd_run(int argc, char **argv, bool shell)
 		plan.argv = optind < argc ? &argv[optind] : NULL;
 	}
 	/* The site configuration, then the host pieces that build on it. */
-	if (cli_site_setup(&plan, config, &conf, &host) < 0)
+	if (cli_site_setup(&plan, config, &conf, &host) < 0 ||
+	    cli_mpi_setup(&plan, mpi, &conf, &host) < 0)
 		return HUSK_EXIT_FAILURE;
 	status = husk_run(&plan, stdout, &err);
 	if (status < 0)
