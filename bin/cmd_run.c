@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
-	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_HELP };
+	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_HELP,
+	OPT_PLACEMENT };
 
 static const struct option run_opts[] = {
 	{ "bind", required_argument, NULL, 'b' },
@@ -25,6 +26,7 @@ static const struct option run_opts[] = {
 	{ "provenance", required_argument, NULL, OPT_PROVENANCE },
 	{ "join", required_argument, NULL, OPT_JOIN },
 	{ "no-join", no_argument, NULL, OPT_NO_JOIN },
+	{ "placement", required_argument, NULL, OPT_PLACEMENT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -74,6 +76,13 @@ void help_run(bool shell)
 	       "                                Slurm job step, PMIx namespace or Open MPI job\n"
 	       "                                join automatically\n"
 	       "      --no-join                 never join a session: own namespaces, own mount\n"
+	       "      --placement auto|none     auto: bind this local rank's CPUs and memory to\n"
+	       "                                its share of the CPUs it was given (local rank\n"
+	       "                                and size from Open MPI, PMIx, Hydra or Slurm),\n"
+	       "                                set CUDA_VISIBLE_DEVICES or ROCR_VISIBLE_DEVICES\n"
+	       "                                to the nearest GPU(s) (only narrowing a value\n"
+	       "                                already set), UCX_NET_DEVICES to the nearest\n"
+	       "                                NIC(s), and HUSK_PLACEMENT; see 'husk topology'\n"
 	       "  -v, --verbose                 say what husk does, with timing (repeat for more)\n"
 	       "  -q, --quiet                   no warnings\n"
 	       "      --help                    this text\n\n"
@@ -139,7 +148,7 @@ int cmd_run(int argc, char **argv, bool shell)
 	char *shell_argv[] = { getenv("SHELL") && getenv("SHELL")[0] == '/' ? getenv("SHELL") :
 		"/bin/sh", NULL };
 	int verbosity = 0, c, status;
-	bool quiet = false;
+	bool quiet = false, placement = false;
 	char *image = NULL, *pin = NULL;
 
 	husk_plan_init(&plan);
@@ -177,6 +186,11 @@ int cmd_run(int argc, char **argv, bool shell)
 		case OPT_PROVENANCE: plan.provenance = optarg; break;
 		case OPT_JOIN: plan.join = optarg; plan.no_join = false; break;
 		case OPT_NO_JOIN: plan.no_join = true; plan.join = NULL; break;
+		case OPT_PLACEMENT:
+			if (strcmp(optarg, "auto") && strcmp(optarg, "none"))
+				return cli_usage_error(name, "--placement '%s': want auto or none", optarg);
+			placement = !strcmp(optarg, "auto");
+			break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = true; break;
 		case OPT_HELP:
@@ -211,7 +225,13 @@ int cmd_run(int argc, char **argv, bool shell)
 		/* None: the image's entrypoint and cmd, decided once it is open. */
 		plan.argv = optind < argc ? &argv[optind] : NULL;
 	}
-	status = husk_run(&plan, stdout, &err);
+	/* Placement first: it binds this process before anything starts, and
+	 * its CUDA_VISIBLE_DEVICES etc. must be in the plan before the GPU
+	 * logic reads them. */
+	if (placement && cli_placement(&plan, &err) < 0)
+		status = -1;
+	else
+		status = husk_run(&plan, stdout, &err);
 	if (status < 0)
 		status = cli_fail(&err);
 	cli_repeat_warnings();
