@@ -93,7 +93,7 @@ static int cmd_rank(int argc, char **argv)
 	if (tp.this_system)
 		printf("apply 1\n");
 	else
-		printf("apply 0 not bound: the topology is %s, not this machine's\n", tp.source);
+		printf("apply 0 the topology is %s, not this machine's\n", tp.source);
 	for (size_t i = 0; i < env.n; i++)
 		printf("env %s\n", env.vars[i]);
 	printf("summary %s\n", summary);

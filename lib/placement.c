@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 char *husk_bitmap_list(hwloc_const_bitmap_t b)
 {
@@ -234,6 +235,13 @@ int husk_topo_load(struct husk_topo *tp, const char *xml, const char *allowed,
 		tp->source = husk_strdup_printf("HWLOC_SYNTHETIC='%s'", env_syn);
 	else
 		tp->source = strdup("this machine");
+	/* hwloc quietly falls back to this machine when HWLOC_XMLFILE cannot
+	 * be read: a placement decided on the wrong topology. */
+	if (!xml && env_xml && *env_xml && access(env_xml, R_OK) < 0) {
+		husk_err_set(err, errno, "placement: HWLOC_XMLFILE='%s'", env_xml);
+		husk_err_hint(err, "point it at a topology written by lstopo FILE.xml, or unset it");
+		return -1;
+	}
 	if (xml && hwloc_topology_set_xml(tp->t, xml) < 0)
 		return husk_err_set(err, errno, "placement: cannot read the topology file '%s'", xml);
 	if (hwloc_topology_load(tp->t) < 0)
