@@ -28,6 +28,13 @@ void help_verify(void);
 int cmd_run(int argc, char **argv, bool shell);
 void help_run(bool shell);
 
+/* site.c: load the site configuration (config: --config, or NULL), check
+ * the plan against it and fill host; prints the error and returns -1. */
+struct husk_conf;
+struct husk_host;
+int cli_site_setup(struct husk_plan *plan, const char *config, struct husk_conf *conf,
+	struct husk_host *host);
+
 /* cmd_doctor.c */
 int cmd_doctor(int argc, char **argv);
 void help_doctor(void);
@@ -37,9 +44,9 @@ int cmd_build(int argc, char **argv);
 void help_build(void);
 
 /* place_cli.c: --placement=auto (decide, bind this process, put the
- * variables in plan->env_cli unless -e set them) and `husk topology` (runs
- * the husk-place helper, which alone links hwloc). */
-int cli_placement(struct husk_plan *plan, struct husk_err *err);
+ * variables and a "placement" item in host) and `husk topology` (runs the
+ * husk-place helper, which alone links hwloc). */
+int cli_placement(struct husk_plan *plan, struct husk_host *host, struct husk_err *err);
 int cli_exec_topology(int argc, char **argv);
 
 #endif

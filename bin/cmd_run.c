@@ -1,6 +1,7 @@
 /* cmd_run.c: `husk run` and `husk shell`: options into a plan, then run it. */
 #include "husk_config.h"
 #include "cli.h"
+#include "conf.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -11,7 +12,7 @@
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
 	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_HELP,
-	OPT_PLACEMENT };
+	OPT_CONFIG, OPT_PLACEMENT };
 
 static const struct option run_opts[] = {
 	{ "bind", required_argument, NULL, 'b' },
@@ -26,6 +27,7 @@ static const struct option run_opts[] = {
 	{ "provenance", required_argument, NULL, OPT_PROVENANCE },
 	{ "join", required_argument, NULL, OPT_JOIN },
 	{ "no-join", no_argument, NULL, OPT_NO_JOIN },
+	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "placement", required_argument, NULL, OPT_PLACEMENT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -76,6 +78,9 @@ void help_run(bool shell)
 	       "                                Slurm job step, PMIx namespace or Open MPI job\n"
 	       "                                join automatically\n"
 	       "      --no-join                 never join a session: own namespaces, own mount\n"
+	       "      --config FILE             use FILE instead of the site configuration\n"
+	       "                                (husk.conf), where the site allows it; also\n"
+	       "                                HUSK_CONFIG=FILE; see husk.conf(5)\n"
 	       "      --placement auto|none     auto: bind this local rank's CPUs and memory to\n"
 	       "                                its share of the CPUs it was given (local rank\n"
 	       "                                and size from Open MPI, PMIx, Hydra or Slurm),\n"
@@ -148,10 +153,15 @@ int cmd_run(int argc, char **argv, bool shell)
 	char *shell_argv[] = { getenv("SHELL") && getenv("SHELL")[0] == '/' ? getenv("SHELL") :
 		"/bin/sh", NULL };
 	int verbosity = 0, c, status;
-	bool quiet = false, placement = false;
+	bool quiet = false;
+	int placement = -1;     /* -1: the site's default */
 	char *image = NULL, *pin = NULL;
+	const char *config = NULL;
+	struct husk_conf conf = { 0 };
+	struct husk_host host;
 
 	husk_plan_init(&plan);
+	husk_host_init(&host);
 	if (!getcwd(cwd, sizeof(cwd)))
 		cwd[0] = '\0';
 	/* HUSK_BIND first, so that -b lands on top of it. */
@@ -191,6 +201,7 @@ int cmd_run(int argc, char **argv, bool shell)
 				return cli_usage_error(name, "--placement '%s': want auto or none", optarg);
 			placement = !strcmp(optarg, "auto");
 			break;
+		case OPT_CONFIG: config = optarg; break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = true; break;
 		case OPT_HELP:
@@ -225,10 +236,15 @@ int cmd_run(int argc, char **argv, bool shell)
 		/* None: the image's entrypoint and cmd, decided once it is open. */
 		plan.argv = optind < argc ? &argv[optind] : NULL;
 	}
-	/* Placement first: it binds this process before anything starts, and
-	 * its CUDA_VISIBLE_DEVICES etc. must be in the plan before the GPU
-	 * logic reads them. */
-	if (placement && cli_placement(&plan, &err) < 0)
+	/* The site configuration, then the host pieces that build on it. */
+	if (cli_site_setup(&plan, config, &conf, &host) < 0)
+		return HUSK_EXIT_FAILURE;
+	/* Placement next, the site's default unless --placement said: it binds
+	 * this process before anything starts, and its CUDA_VISIBLE_DEVICES
+	 * etc. must be in the host pieces before the GPU logic reads them. */
+	if (placement < 0)
+		placement = conf.placement && !strcmp(conf.placement, "auto");
+	if (placement && cli_placement(&plan, &host, &err) < 0)
 		status = -1;
 	else
 		status = husk_run(&plan, stdout, &err);
@@ -236,6 +252,8 @@ int cmd_run(int argc, char **argv, bool shell)
 		status = cli_fail(&err);
 	cli_repeat_warnings();
 	husk_plan_free(&plan);
+	husk_host_free(&host);
+	husk_conf_free(&conf);
 	free(image);
 	free(pin);
 	return status;

@@ -3,6 +3,7 @@
 #include "husk_config.h"
 #include "cli.h"
 #include "place.h"
+#include "conf.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -71,12 +72,12 @@ static char *user_value(const struct husk_plan *plan, const char *name)
 	return nv;
 }
 
-int cli_placement(struct husk_plan *plan, struct husk_err *err)
+int cli_placement(struct husk_plan *plan, struct husk_host *host, struct husk_err *err)
 {
 #ifdef HAVE_HWLOC
 	static const char *const vars[] = { "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
 		"UCX_NET_DEVICES" };
-	char path[PATH_MAX + 16], *keep[4] = { NULL };
+	char path[PATH_MAX + 16], *keep[4] = { NULL }, *detail = NULL, *summary = NULL;
 	struct husk_placement p;
 	struct husk_local l;
 	int n = 0, r = -1;
@@ -96,32 +97,39 @@ int cli_placement(struct husk_plan *plan, struct husk_err *err)
 		husk_warn("placement not bound: %s (set HWLOC_THISSYSTEM=1 when the XML describes "
 			"this machine)", p.why_not ? p.why_not : "the topology is not this machine's");
 	husk_info("placement (local rank from %s): %s", l.source, p.summary);
-	/* What the user set with -e stays; the rest goes to the container. */
-	for (size_t i = 0; i < p.env.n; i++) {
-		const char *nv = p.env.vars[i], *eq = strchr(nv, '=');
-		char name[128], *v = NULL;
-		int rc;
-		snprintf(name, sizeof(name), "%.*s", (int)(eq - nv), nv);
-		if (husk_env_get(&plan->env_cli, name))
-			continue;
-		if (!strcmp(name, "HUSK_PLACEMENT") && !p.apply) {
-			if (asprintf(&v, "%s (not bound)", eq + 1) < 0)
-				goto out;
-			rc = husk_env_set(&plan->env_cli, name, v);
-			free(v);
-		} else
-			rc = husk_env_put(&plan->env_cli, nv);
-		if (rc < 0)
-			goto out;
+	/* The container gets the variables through the host pieces: after the
+	 * image's environment, below --env-file and -e. */
+	if (asprintf(&summary, "%s%s", p.summary, p.apply ? "" : " (not bound)") < 0 ||
+	    asprintf(&detail, "local rank from %s%s%s", l.source, p.apply ? "" : "; not bound: ",
+		p.apply ? "" : (p.why_not ? p.why_not : "")) < 0) {
+		summary = detail = NULL;
+		husk_err_set(err, ENOMEM, "placement");
+		goto out;
 	}
+	for (size_t i = 0; i < p.env.n; i++) {
+		const char *nv = p.env.vars[i];
+		int rc = strncmp(nv, "HUSK_PLACEMENT=", 15) ? husk_env_put(&host->env, nv) :
+			husk_env_set(&host->env, "HUSK_PLACEMENT", summary);
+		if (rc < 0) {
+			husk_err_set(err, ENOMEM, "placement");
+			goto out;
+		}
+	}
+	if (husk_host_add_item(host, "placement", summary, detail) < 0) {
+		husk_err_set(err, ENOMEM, "placement");
+		goto out;
+	}
+	plan->host = host;
 	r = 0;
 out:
 	for (int i = 0; i < n; i++)
 		free(keep[i]);
+	free(summary);
+	free(detail);
 	husk_placement_free(&p);
 	return r;
 #else
-	(void)plan;
+	(void)plan, (void)host;
 	return husk_err_set(err, 0, "--placement=auto: this husk was built without hwloc; "
 		"install libhwloc-dev (hwloc >= 2.0) and rebuild it (./configure --with-hwloc)");
 #endif

@@ -16,7 +16,10 @@ struct husk_mnt {
 	                      * O_PATH fd on kernels without the new mount API */
 	bool detached;       /* src_fd is a detached tree: attach it once */
 	bool ro, nodev, optional, generated;
-	const char *why;     /* "default", "--bind", "HUSK_BIND", "generated" */
+	bool hide;           /* mask dst (husk_host.hide): an empty file or directory,
+	                      * mode 0, is bound over it; skipped when dst is missing */
+	const char *why;     /* "default", "--bind", "HUSK_BIND", "generated", "hide",
+	                      * or what added a host bind ("husk.conf", ...) */
 };
 
 /* A node-local session: the launches of one job step on one node share one

@@ -183,9 +183,32 @@ case_begin "the provenance record lists the placement"
 HWLOC_XMLFILE=$XML PMIX_LOCAL_RANK=2 PMIX_LOCAL_SIZE=4 \
 	run_husk run --placement=auto --provenance "$STAGE/prov.jsonl" "$IMG" -- /bin/true
 want_status 0
+want_true "a host item 'placement' with the rank's summary" \
+	jqt '[.host[] | select(.what == "placement")] == [{"what": "placement",
+		"name": "rank 2/4: cpus 16-23, mem node 2, gpu 3, nic mlx5_1 (not bound)",
+		"detail": ("local rank from PMIx; not bound: the topology is HWLOC_XMLFILE=\u0027" +
+			$xml + "\u0027, not this machine\u0027s")}]' --arg xml "$XML" "$STAGE/prov.jsonl"
 want_true "env_changes.set has HUSK_PLACEMENT and CUDA_VISIBLE_DEVICES" \
 	jqt '.env_changes.set.HUSK_PLACEMENT == "rank 2/4: cpus 16-23, mem node 2, gpu 3, nic mlx5_1 (not bound)"
 		and .env_changes.set.CUDA_VISIBLE_DEVICES == "3"' "$STAGE/prov.jsonl"
+case_end
+
+case_begin "--dry-run shows the placement and binds nothing"
+HWLOC_XMLFILE=$XML MPI_LOCALRANKID=1 MPI_LOCALNRANKS=2 run_husk run --placement=auto --dry-run "$IMG" -- /bin/true
+want_status 0
+want_re "placement.*rank 1/2: cpus 16-31, mem nodes 2-3, gpus 1,3, nic mlx5_1"
+case_end
+
+case_begin "the site's default (placement = auto in husk.conf), and --placement=none over it"
+printf '[run]\nplacement = auto\n' >"$STAGE/husk.conf"
+HWLOC_XMLFILE=$XML OMPI_COMM_WORLD_LOCAL_RANK=3 OMPI_COMM_WORLD_LOCAL_SIZE=4 \
+	run_husk run --config "$STAGE/husk.conf" "$IMG" -- /probe env CUDA_VISIBLE_DEVICES
+want_status 0
+want_line "CUDA_VISIBLE_DEVICES=1"
+HWLOC_XMLFILE=$XML OMPI_COMM_WORLD_LOCAL_RANK=3 OMPI_COMM_WORLD_LOCAL_SIZE=4 \
+	run_husk run --config "$STAGE/husk.conf" --placement=none "$IMG" -- /probe env CUDA_VISIBLE_DEVICES
+want_status 0
+want_line "CUDA_VISIBLE_DEVICES<unset>"
 case_end
 
 # ---- husk run --placement=auto on this machine: real binding ------------------
