@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef HAVE_HWLOC
 /* Where husk-place is: beside this husk (a build tree, a staged copy), else
  * where make install put it. */
 static void helper_path(char *out, size_t size)
@@ -36,7 +37,6 @@ static const char *getenv_const(const char *name)
 
 int cli_exec_topology(int argc, char **argv)
 {
-#ifdef HAVE_HWLOC
 	char path[PATH_MAX + 16];
 	char **args = calloc((size_t)argc + 2, sizeof(*args));
 
@@ -50,11 +50,6 @@ int cli_exec_topology(int argc, char **argv)
 	fprintf(stderr, "husk: cannot run '%s': %s; reinstall husk, or keep husk-place next "
 		"to the husk binary\n", path, strerror(errno));
 	free(args);
-#else
-	(void)argc, (void)argv;
-	fprintf(stderr, "husk: topology: this husk was built without hwloc; install "
-		"libhwloc-dev (hwloc >= 2.0) and rebuild it (./configure --with-hwloc)\n");
-#endif
 	return HUSK_EXIT_FAILURE;
 }
 
@@ -74,7 +69,6 @@ static char *user_value(const struct husk_plan *plan, const char *name)
 
 int cli_placement(struct husk_plan *plan, struct husk_host *host, struct husk_err *err)
 {
-#ifdef HAVE_HWLOC
 	static const char *const vars[] = { "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
 		"UCX_NET_DEVICES" };
 	char path[PATH_MAX + 16], *keep[4] = { NULL }, *detail = NULL, *summary = NULL;
@@ -128,9 +122,23 @@ out:
 	free(detail);
 	husk_placement_free(&p);
 	return r;
+}
+
 #else
+
+int cli_exec_topology(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	fprintf(stderr, "husk: topology: this husk was built without hwloc; install "
+		"libhwloc-dev (hwloc >= 2.0) and rebuild it (./configure --with-hwloc)\n");
+	return HUSK_EXIT_FAILURE;
+}
+
+int cli_placement(struct husk_plan *plan, struct husk_host *host, struct husk_err *err)
+{
 	(void)plan, (void)host;
 	return husk_err_set(err, 0, "--placement=auto: this husk was built without hwloc; "
 		"install libhwloc-dev (hwloc >= 2.0) and rebuild it (./configure --with-hwloc)");
-#endif
 }
+
+#endif
