@@ -48,4 +48,10 @@ void help_doctor(void);
 int cmd_build(int argc, char **argv);
 void help_build(void);
 
+/* place_cli.c: --placement=auto (decide, bind this process, put the
+ * variables and a "placement" item in host) and `husk topology` (runs the
+ * husk-place helper, which alone links hwloc). */
+int cli_placement(struct husk_plan *plan, struct husk_host *host, struct husk_err *err);
+int cli_exec_topology(int argc, char **argv);
+
 #endif

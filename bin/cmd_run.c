@@ -12,7 +12,7 @@
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
 	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_MPI, OPT_HELP,
-	OPT_CONFIG };
+	OPT_CONFIG, OPT_PLACEMENT };
 
 static const struct option run_opts[] = {
 	{ "bind", required_argument, NULL, 'b' },
@@ -29,6 +29,7 @@ static const struct option run_opts[] = {
 	{ "no-join", no_argument, NULL, OPT_NO_JOIN },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "mpi", required_argument, NULL, OPT_MPI },
+	{ "placement", required_argument, NULL, OPT_PLACEMENT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -88,6 +89,13 @@ void help_run(bool shell)
 	       "      --config FILE             use FILE instead of the site configuration\n"
 	       "                                (husk.conf), where the site allows it; also\n"
 	       "                                HUSK_CONFIG=FILE; see husk.conf(5)\n"
+	       "      --placement auto|none     auto: bind this local rank's CPUs and memory to\n"
+	       "                                its share of the CPUs it was given (local rank\n"
+	       "                                and size from Open MPI, PMIx, Hydra or Slurm),\n"
+	       "                                set CUDA_VISIBLE_DEVICES or ROCR_VISIBLE_DEVICES\n"
+	       "                                to the nearest GPU(s) (only narrowing a value\n"
+	       "                                already set), UCX_NET_DEVICES to the nearest\n"
+	       "                                NIC(s), and HUSK_PLACEMENT; see 'husk topology'\n"
 	       "  -v, --verbose                 say what husk does, with timing (repeat for more)\n"
 	       "  -q, --quiet                   no warnings\n"
 	       "      --help                    this text\n\n"
@@ -154,6 +162,7 @@ int cmd_run(int argc, char **argv, bool shell)
 		"/bin/sh", NULL };
 	int verbosity = 0, c, status;
 	bool quiet = false;
+	int placement = -1;     /* -1: the site's default */
 	char *image = NULL, *pin = NULL;
 	const char *config = NULL, *mpi = NULL;
 	struct husk_conf conf = { 0 };
@@ -195,6 +204,11 @@ int cmd_run(int argc, char **argv, bool shell)
 		case OPT_PROVENANCE: plan.provenance = optarg; break;
 		case OPT_JOIN: plan.join = optarg; plan.no_join = false; break;
 		case OPT_NO_JOIN: plan.no_join = true; plan.join = NULL; break;
+		case OPT_PLACEMENT:
+			if (strcmp(optarg, "auto") && strcmp(optarg, "none"))
+				return cli_usage_error(name, "--placement '%s': want auto or none", optarg);
+			placement = !strcmp(optarg, "auto");
+			break;
 		case OPT_CONFIG: config = optarg; break;
 		case OPT_MPI: mpi = optarg; break;
 		case 'v': verbosity++; break;
@@ -235,7 +249,15 @@ int cmd_run(int argc, char **argv, bool shell)
 	if (cli_site_setup(&plan, config, &conf, &host) < 0 ||
 	    cli_mpi_setup(&plan, mpi, &conf, &host) < 0)
 		return HUSK_EXIT_FAILURE;
-	status = husk_run(&plan, stdout, &err);
+	/* Placement next, the site's default unless --placement said: it binds
+	 * this process before anything starts, and its CUDA_VISIBLE_DEVICES
+	 * etc. must be in the host pieces before the GPU logic reads them. */
+	if (placement < 0)
+		placement = conf.placement && !strcmp(conf.placement, "auto");
+	if (placement && cli_placement(&plan, &host, &err) < 0)
+		status = -1;
+	else
+		status = husk_run(&plan, stdout, &err);
 	if (status < 0)
 		status = cli_fail(&err);
 	cli_repeat_warnings();

@@ -25,6 +25,8 @@ static void usage(FILE *out)
 		"  inspect [--json] IMAGE        path, kind, size, digest and metadata of an image\n"
 		"  verify IMAGE@sha256:HEX       check an image file's digest (exit 1: mismatch)\n"
 		"  doctor                        check what this machine lets husk do, with fixes\n"
+		"  topology [--local-size N]     the node's CPUs, NUMA nodes, GPUs and NICs, and\n"
+		"                                the placement each local rank would get\n"
 		"  help [COMMAND]                help on a command\n"
 		"  version                       print the version\n\n"
 		"IMAGE@sha256:HEX pins run and shell to an image file's digest.\n"
@@ -76,6 +78,8 @@ int main(int argc, char **argv)
 		return cmd_doctor(argc - 1, argv + 1);
 	if (!strcmp(cmd, "inspect"))
 		return cmd_inspect(argc - 1, argv + 1);
+	if (!strcmp(cmd, "topology"))
+		return cli_exec_topology(argc - 1, argv + 1);
 	if (!strcmp(cmd, "verify"))
 		return cmd_verify(argc - 1, argv + 1);
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
@@ -106,6 +110,10 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[2], "inspect")) {
 			help_inspect();
 			return 0;
+		}
+		if (!strcmp(argv[2], "topology")) {
+			char *args[] = { "topology", "--help", NULL };
+			return cli_exec_topology(2, args);
 		}
 		if (!strcmp(argv[2], "verify")) {
 			help_verify();
