@@ -1,6 +1,7 @@
 /* cmd_run.c: `husk run` and `husk shell`: options into a plan, then run it. */
 #include "husk_config.h"
 #include "cli.h"
+#include "gpu.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -10,7 +11,8 @@
 #include <unistd.h>
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
-	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_HELP };
+	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_HELP,
+	OPT_GPU, OPT_NV, OPT_ROCM, OPT_DEVICE };
 
 static const struct option run_opts[] = {
 	{ "bind", required_argument, NULL, 'b' },
@@ -25,6 +27,10 @@ static const struct option run_opts[] = {
 	{ "provenance", required_argument, NULL, OPT_PROVENANCE },
 	{ "join", required_argument, NULL, OPT_JOIN },
 	{ "no-join", no_argument, NULL, OPT_NO_JOIN },
+	{ "gpu", optional_argument, NULL, OPT_GPU },
+	{ "nv", no_argument, NULL, OPT_NV },
+	{ "rocm", no_argument, NULL, OPT_ROCM },
+	{ "device", required_argument, NULL, OPT_DEVICE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -74,6 +80,15 @@ void help_run(bool shell)
 	       "                                Slurm job step, PMIx namespace or Open MPI job\n"
 	       "                                join automatically\n"
 	       "      --no-join                 never join a session: own namespaces, own mount\n"
+	       "      --gpu[=auto|nvidia|amd|none]  the host's GPUs (default auto: those found;\n"
+	       "                                nvidia/amd: fail without them): only the GPUs the\n"
+	       "                                job may use (SLURM_STEP_GPUS, CUDA_VISIBLE_DEVICES,\n"
+	       "                                ROCR_VISIBLE_DEVICES, ...) stay visible, renumbered\n"
+	       "                                from 0 inside; the driver's libraries and tools are\n"
+	       "                                bound read-only and put on LD_LIBRARY_PATH and PATH\n"
+	       "      --nv, --rocm              --gpu=nvidia, --gpu=amd\n"
+	       "      --device VENDOR/CLASS=NAME  a CDI device (or =all) from the specs in\n"
+	       "                                /etc/cdi and /var/run/cdi; repeatable\n"
 	       "  -v, --verbose                 say what husk does, with timing (repeat for more)\n"
 	       "  -q, --quiet                   no warnings\n"
 	       "      --help                    this text\n\n"
@@ -141,6 +156,10 @@ int cmd_run(int argc, char **argv, bool shell)
 	int verbosity = 0, c, status;
 	bool quiet = false;
 	char *image = NULL, *pin = NULL;
+	const char *gpu = NULL;
+	char **devices = NULL;
+	size_t n_devices = 0;
+	struct husk_host host;
 
 	husk_plan_init(&plan);
 	if (!getcwd(cwd, sizeof(cwd)))
@@ -177,6 +196,18 @@ int cmd_run(int argc, char **argv, bool shell)
 		case OPT_PROVENANCE: plan.provenance = optarg; break;
 		case OPT_JOIN: plan.join = optarg; plan.no_join = false; break;
 		case OPT_NO_JOIN: plan.no_join = true; plan.join = NULL; break;
+		case OPT_GPU: gpu = optarg ? optarg : "auto"; break;
+		case OPT_NV: gpu = "nvidia"; break;
+		case OPT_ROCM: gpu = "amd"; break;
+		case OPT_DEVICE: {
+			char **v = realloc(devices, (n_devices + 2) * sizeof(*v));
+			if (!v)
+				return HUSK_EXIT_FAILURE;
+			devices = v;
+			v[n_devices++] = optarg;
+			v[n_devices] = NULL;
+			break;
+		}
 		case 'v': verbosity++; break;
 		case 'q': quiet = true; break;
 		case OPT_HELP:
@@ -211,10 +242,28 @@ int cmd_run(int argc, char **argv, bool shell)
 		/* None: the image's entrypoint and cmd, decided once it is open. */
 		plan.argv = optind < argc ? &argv[optind] : NULL;
 	}
+	husk_host_init(&host);
+	if (gpu || devices) {
+		extern char **environ;
+		struct husk_gpu_opts go = { .gpu = gpu, .devices = devices, .envp = environ };
+		if (husk_gpu_plan(&go, &host, &err) < 0 ||
+		    husk_net_plan(NULL, false, &host, &err) < 0) {
+			status = cli_fail(&err);
+			husk_host_free(&host);
+			free(devices);
+			husk_plan_free(&plan);
+			free(image);
+			free(pin);
+			return status;
+		}
+		plan.host = &host;
+	}
 	status = husk_run(&plan, stdout, &err);
 	if (status < 0)
 		status = cli_fail(&err);
 	cli_repeat_warnings();
+	husk_host_free(&host);
+	free(devices);
 	husk_plan_free(&plan);
 	free(image);
 	free(pin);

@@ -7,6 +7,7 @@
 #include <signal.h>
 
 struct json_object;
+struct husk_host;
 
 /* One mount of the container, in the order they are made. */
 struct husk_mnt {
@@ -92,6 +93,12 @@ int husk_provenance_open(struct husk_setup *s, struct husk_err *err);
 int husk_provenance_prepare(struct husk_setup *s, struct husk_err *err);
 int husk_provenance_write(struct husk_setup *s, struct husk_err *err);
 void husk_provenance_free(struct husk_setup *s);
+
+/* host.c: the host pieces of plan->host (conf.h): their environment
+ * (before --env-file and -e), and covering the hidden device nodes (in the
+ * command process, after the binds). */
+int husk_host_apply_env(const struct husk_host *h, struct husk_env *env);
+int husk_host_hide(struct husk_setup *s, int root_fd, struct husk_err *err);
 
 /* userns.c */
 int husk_userns_enter(bool fake_root, uid_t uid, gid_t gid, struct husk_err *err);

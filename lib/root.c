@@ -382,6 +382,8 @@ int husk_container_exec(struct husk_setup *s, struct husk_err *err)
 			return -1;
 	if (overlay && !s->plan->writable_tmpfs && husk_setattr_fd(root, false, true, true) < 0)
 		return husk_err_set(err, errno, "cannot make the container root read-only");
+	if (husk_host_hide(s, root, err) < 0)
+		return -1;
 	husk_info("binds done at %.2f ms", since(s));
 	if (pivot(root, err) < 0)
 		return -1;

@@ -20,6 +20,7 @@
  * takes the namespace and every mount with it. */
 #include "husk_config.h"
 #include "husk.h"
+#include "conf.h"
 #include "ns.h"
 #include "sqfs.h"
 #include "util.h"
@@ -84,6 +85,10 @@ static int build_env(struct husk_setup *s, struct husk_err *err)
 	if (r == 0 && husk_env_parse(&s->env, text, len, "image environment "
 	    "'/.husk/environment'", err) < 0)
 		return -1;
+	/* Host pieces (GPUs, devices, host libraries): after the image's own
+	 * environment, before --env-file and -e. */
+	if (husk_host_apply_env(p->host, &s->env) < 0)
+		return husk_err_set(err, ENOMEM, "environment");
 	for (size_t i = 0; i < p->n_env_files; i++) {
 		autofree char *ftext = NULL;
 		autofree char *what = husk_strdup_printf("--env-file '%s'", p->env_files[i]);
@@ -155,6 +160,31 @@ static int add_name_service(struct husk_setup *s, struct husk_err *err)
 	return 0;
 }
 
+/* Host pieces after the default mounts, before the user's binds (which win
+ * on the same destination). Device nodes under /dev must stay usable. */
+static int add_host_binds(struct husk_setup *s, struct husk_err *err)
+{
+	const struct husk_host *h = s->plan->host;
+	struct husk_mnt *m;
+	struct stat st;
+
+	for (size_t i = 0; h && i < h->n_binds; i++) {
+		const struct husk_bind *b = &h->binds[i];
+		if (stat(b->src, &st) < 0) {
+			if (b->optional)
+				continue;
+			return husk_err_set(err, errno, "host path '%s' (%s)", b->src,
+				b->why ? b->why : "host");
+		}
+		if (!(m = add_mnt(s, b->src, b->dst, b->why ? b->why : "host")))
+			return husk_err_set(err, ENOMEM, "mount list");
+		m->ro = b->ro;
+		m->optional = b->optional;
+		m->nodev = !under(b->dst, "/dev");
+	}
+	return 0;
+}
+
 static int build_mounts(struct husk_setup *s, struct husk_err *err)
 {
 	struct husk_plan *p = s->plan;
@@ -197,6 +227,8 @@ static int build_mounts(struct husk_setup *s, struct husk_err *err)
 	if (!(m = add_mnt(s, "group", "/etc/group", "generated")))
 		return husk_err_set(err, ENOMEM, "mount list");
 	m->ro = m->generated = true;
+	if (add_host_binds(s, err) < 0)
+		return -1;
 	for (size_t i = 0; i < p->n_binds; i++) {
 		struct stat st;
 		if (stat(p->binds[i].src, &st) < 0) {
@@ -329,6 +361,16 @@ static void dry_run_report(struct husk_setup *s, FILE *out)
 			m->generated ? "(generated)" : m->src, m->dst, m->ro ? "ro" : "rw",
 			m->nodev ? ",nodev" : "", m->optional ? ",optional" : "", m->why);
 	}
+	if (p->host && p->host->n_items) {
+		fprintf(out, "host:\n");
+		for (size_t i = 0; i < p->host->n_items; i++) {
+			struct husk_host_item *it = &p->host->items[i];
+			fprintf(out, "  %-8s %s%s%s\n", it->what, it->name, it->detail ? "  " : "",
+				it->detail ? it->detail : "");
+		}
+	}
+	for (char **h = p->host ? p->host->hide : NULL; h && *h; h++)
+		fprintf(out, "hidden: %s\n", *h);
 	fprintf(out, "cwd: %s%s\n", s->cwd, p->cwd ? " (--cwd)" : "");
 	if (!p->cwd && s->workdir)
 		fprintf(out, "  (when it is not available inside: the image's workdir %s)\n",
