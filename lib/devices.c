@@ -450,7 +450,10 @@ int husk_gpu_plan(const struct husk_gpu_opts *o, struct husk_host *host, struct 
 	for (enum husk_gpu_vendor v = HUSK_GPU_NVIDIA; v <= HUSK_GPU_AMD && r == 0; v++) {
 		struct husk_gpus g;
 		size_t sel[HUSK_GPU_MAX], n_sel = 0;
-		bool restricted = false, wanted = !strcmp(mode, "auto") ||
+		/* auto: the first vendor found (a node with both is rare, and
+		 * Slurm's ids and CUDA_VISIBLE_DEVICES, which HIP reads too, would
+		 * not say which vendor they mean). */
+		bool restricted = false, wanted = (!strcmp(mode, "auto") && !found) ||
 			!strcmp(mode, v == HUSK_GPU_NVIDIA ? "nvidia" : "amd");
 		char why[512];
 		if (!wanted && !cdi)
