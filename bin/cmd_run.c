@@ -1,7 +1,7 @@
 /* cmd_run.c: `husk run` and `husk shell`: options into a plan, then run it. */
 #include "husk_config.h"
 #include "cli.h"
-#include "gpu.h"
+#include "conf.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -12,7 +12,7 @@
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
 	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_HELP,
-	OPT_GPU, OPT_NV, OPT_ROCM, OPT_DEVICE };
+	OPT_CONFIG, OPT_GPU, OPT_NV, OPT_ROCM, OPT_DEVICE };
 
 static const struct option run_opts[] = {
 	{ "bind", required_argument, NULL, 'b' },
@@ -27,6 +27,7 @@ static const struct option run_opts[] = {
 	{ "provenance", required_argument, NULL, OPT_PROVENANCE },
 	{ "join", required_argument, NULL, OPT_JOIN },
 	{ "no-join", no_argument, NULL, OPT_NO_JOIN },
+	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "gpu", optional_argument, NULL, OPT_GPU },
 	{ "nv", no_argument, NULL, OPT_NV },
 	{ "rocm", no_argument, NULL, OPT_ROCM },
@@ -89,6 +90,9 @@ void help_run(bool shell)
 	       "      --nv, --rocm              --gpu=nvidia, --gpu=amd\n"
 	       "      --device VENDOR/CLASS=NAME  a CDI device (or =all) from the specs in\n"
 	       "                                /etc/cdi and /var/run/cdi; repeatable\n"
+	       "      --config FILE             use FILE instead of the site configuration\n"
+	       "                                (husk.conf), where the site allows it; also\n"
+	       "                                HUSK_CONFIG=FILE; see husk.conf(5)\n"
 	       "  -v, --verbose                 say what husk does, with timing (repeat for more)\n"
 	       "  -q, --quiet                   no warnings\n"
 	       "      --help                    this text\n\n"
@@ -159,9 +163,12 @@ int cmd_run(int argc, char **argv, bool shell)
 	const char *gpu = NULL;
 	char **devices = NULL;
 	size_t n_devices = 0;
+	const char *config = NULL;
+	struct husk_conf conf = { 0 };
 	struct husk_host host;
 
 	husk_plan_init(&plan);
+	husk_host_init(&host);
 	if (!getcwd(cwd, sizeof(cwd)))
 		cwd[0] = '\0';
 	/* HUSK_BIND first, so that -b lands on top of it. */
@@ -208,6 +215,7 @@ int cmd_run(int argc, char **argv, bool shell)
 			v[n_devices] = NULL;
 			break;
 		}
+		case OPT_CONFIG: config = optarg; break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = true; break;
 		case OPT_HELP:
@@ -242,29 +250,20 @@ int cmd_run(int argc, char **argv, bool shell)
 		/* None: the image's entrypoint and cmd, decided once it is open. */
 		plan.argv = optind < argc ? &argv[optind] : NULL;
 	}
-	husk_host_init(&host);
-	if (gpu || devices) {
-		extern char **environ;
-		struct husk_gpu_opts go = { .gpu = gpu, .devices = devices, .envp = environ };
-		if (husk_gpu_plan(&go, &host, &err) < 0 ||
-		    husk_net_plan(NULL, false, &host, &err) < 0) {
-			status = cli_fail(&err);
-			husk_host_free(&host);
-			free(devices);
-			husk_plan_free(&plan);
-			free(image);
-			free(pin);
-			return status;
-		}
-		plan.host = &host;
+	/* The site configuration, then the host pieces that build on it. */
+	if (cli_site_setup(&plan, config, &conf, &host) < 0 ||
+	    cli_gpu_setup(&plan, gpu, devices, &conf, &host) < 0) {
+		free(devices);
+		return HUSK_EXIT_FAILURE;
 	}
 	status = husk_run(&plan, stdout, &err);
 	if (status < 0)
 		status = cli_fail(&err);
 	cli_repeat_warnings();
-	husk_host_free(&host);
 	free(devices);
 	husk_plan_free(&plan);
+	husk_host_free(&host);
+	husk_conf_free(&conf);
 	free(image);
 	free(pin);
 	return status;

@@ -51,10 +51,15 @@ struct husk_profile {
 
 struct husk_conf {
 	char *path;          /* the main file read, or NULL when none exists */
+	bool user;           /* path is --config / HUSK_CONFIG, not the system file */
 	struct husk_bind *binds;   /* [run] bind, why = "husk.conf" */
 	size_t n_binds;
+	struct husk_env env; /* [run] env = NAME=VALUE: set inside every container */
 	char **forbid_bind;  /* NULL-terminated, normalised */
+	char **forbid_bind_at;     /* "file:line" of each, for messages */
 	char **image_paths;  /* NULL-terminated, normalised; NULL: anywhere */
+	char **image_paths_at;     /* "file:line" of each */
+	char **hide;         /* [run] hide = PATH: masked in every container */
 	bool allow_user_config;
 	char *mpi, *gpu, *placement;  /* defaults, or NULL */
 	struct husk_profile *profiles;
@@ -99,5 +104,7 @@ int husk_host_add_bind(struct husk_host *h, const char *src, const char *dst, bo
 	const char *why);
 int husk_host_add_item(struct husk_host *h, const char *what, const char *name,
 	const char *detail);
+/* Append a copy of s to a NULL-terminated list (ld_library_path, path, hide). */
+int husk_host_add_str(char ***list, const char *s);
 
 #endif

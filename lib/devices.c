@@ -9,6 +9,7 @@
  * container sees. */
 #include "husk_config.h"
 #include "gpu.h"
+#include "inject.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -18,10 +19,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* Where host libraries and programs appear inside. */
-#define HOST_LIB_DIR "/.husk/host/lib"
-#define HOST_BIN_DIR "/.husk/host/bin"
 
 static int strv_add(char ***v, const char *s)
 {
@@ -62,199 +59,42 @@ static void strv_remove(char **v, const char *s)
 		v[j] = NULL;
 }
 
-/* ---- host libraries and programs ------------------------------------------
- * TODO(inject): the inject branch's profile injection (linker cache, the
- * DT_NEEDED closure, the glibc check) replaces this once merged. Until then
- * a plain search of the host root's library directories. */
+/* ---- host libraries and programs ----------------------------------------
+ * Through the host injection of inject.c: the host's linker cache, what the
+ * libraries need, the image's glibc. */
 
-static const char *const default_lib_dirs[] = { "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu",
-	"/usr/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib",
-	"/lib", NULL };
+/* Used when the site has no gpu profile for the vendor (the shipped
+ * profiles/nvidia.conf is the full list): the user-space driver of
+ * NVIDIA's compute and utility capabilities. AMD's user space (ROCm) lives
+ * in the image; only the kernel driver is the host's. */
+static char *nvidia_libs[] = { "libcuda.so.1", "libnvidia-ml.so.1",
+	"libnvidia-ptxjitcompiler.so.1", "libnvidia-nvvm.so.4", NULL };
+static char *nvidia_progs[] = { "nvidia-smi", NULL };
 
-/* The directories of ROOT/etc/ld.so.conf (with its includes), then the defaults. */
-static void lib_dirs(const char *root, const char *conf, char ***dirs, int depth)
+static int inject_vendor(const struct husk_gpu_opts *o, enum husk_gpu_vendor v,
+	struct husk_host *host, struct husk_err *err)
 {
-	autofree char *p = husk_host_path(root, conf);
-	autofree char *text = NULL;
-	size_t len;
+	struct husk_profile builtin = { .name = "nvidia (built-in)", .kind = HUSK_PROFILE_GPU,
+		.flavour = "nvidia", .libraries = nvidia_libs, .programs = nvidia_progs };
+	const struct husk_profile *p = o->profile[v];
 
-	if (depth < 4 && p && husk_read_fileat(AT_FDCWD, p, &text, &len, 1 << 20) == 0) {
-		char *save = NULL;
-		for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-			char *hash = strchr(l, '#');
-			if (hash)
-				*hash = '\0';
-			while (*l == ' ' || *l == '\t')
-				l++;
-			if (!strncmp(l, "include", 7) && (l[7] == ' ' || l[7] == '\t')) {
-				char *pat = l + 8;
-				autofree char *full = NULL;
-				glob_t gl;
-				while (*pat == ' ' || *pat == '\t')
-					pat++;
-				pat[strcspn(pat, " \t\r")] = '\0';
-				full = husk_host_path(root, pat);
-				if (full && glob(full, 0, NULL, &gl) == 0) {
-					for (size_t i = 0; i < gl.gl_pathc; i++)
-						lib_dirs(root, gl.gl_pathv[i] + strlen(root), dirs, depth + 1);
-					globfree(&gl);
-				}
-			} else if (l[0] == '/') {
-				l[strcspn(l, " \t\r")] = '\0';
-				strv_add(dirs, l);
-			}
-		}
-	}
-	if (depth == 0)
-		for (int i = 0; default_lib_dirs[i]; i++)
-			strv_add(dirs, default_lib_dirs[i]);
-}
-
-/* Follow symlinks of a host file inside the root (an absolute target is
- * taken from the root, not from the real host). */
-static char *resolve_in_root(const char *root, const char *path)
-{
-	char *cur = strdup(path);
-
-	for (int hop = 0; cur && hop < 16; hop++) {
-		autofree char *full = husk_host_path(root, cur);
-		char target[PATH_MAX];
-		ssize_t n = full ? readlink(full, target, sizeof(target) - 1) : -1;
-		char *next;
-		if (n < 0)
-			return cur;
-		target[n] = '\0';
-		if (target[0] == '/') {
-			next = strdup(target);
-		} else {
-			char *slash = strrchr(cur, '/');
-			*slash = '\0';
-			next = husk_strdup_printf("%s/%s", cur, target);
-		}
-		free(cur);
-		cur = next ? husk_path_normalize(next) : NULL;
-		free(next);
-	}
-	return cur;
-}
-
-static int add_library(const char *root, char **dirs, const char *pattern,
-	struct husk_host *host, int *found, struct husk_err *err)
-{
-	for (char **d = dirs; d && *d; d++) {
-		autofree char *full = husk_strdup_printf("%s%s/%s", root, *d, pattern);
-		glob_t gl;
-		if (!full || glob(full, 0, NULL, &gl) != 0)
-			continue;
-		for (size_t i = 0; i < gl.gl_pathc; i++) {
-			const char *base = strrchr(gl.gl_pathv[i], '/') + 1;
-			autofree char *dst = husk_strdup_printf(HOST_LIB_DIR "/%s", base);
-			autofree char *real = resolve_in_root(root, gl.gl_pathv[i] + strlen(root));
-			autofree char *src = real ? husk_host_path(root, real) : NULL;
-			struct stat st;
-			bool dup = false;
-			if (!dst || !src || stat(src, &st) < 0 || !S_ISREG(st.st_mode))
-				continue;
-			for (size_t k = 0; k < host->n_binds; k++)
-				dup = dup || !strcmp(host->binds[k].dst, dst);
-			if (dup)
-				continue;
-			if (husk_host_add_bind(host, src, dst, true, "gpu library") < 0 ||
-			    husk_host_add_item(host, "library", base, src) < 0) {
-				globfree(&gl);
-				return husk_err_set(err, ENOMEM, "host libraries");
-			}
-			(*found)++;
-		}
-		globfree(&gl);
-		if (*found)
-			return 0;   /* the first directory that has it, as the linker does */
-	}
-	return 0;
-}
-
-static int add_program(const char *root, char *const *envp, const char *name,
-	struct husk_host *host, int *found, struct husk_err *err)
-{
-	const char *path = NULL;
-	autofree char *copy = NULL;
-	char *save = NULL;
-
-	for (char *const *e = envp; e && *e; e++)
-		if (!strncmp(*e, "PATH=", 5))
-			path = *e + 5;
-	copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
-	for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save)) {
-		autofree char *full = husk_strdup_printf("%s%s/%s", root, d, name);
-		autofree char *dst = husk_strdup_printf(HOST_BIN_DIR "/%s", name);
-		if (d[0] != '/' || !full || !dst || access(full, X_OK) < 0)
-			continue;
-		if (husk_host_add_bind(host, full, dst, true, "gpu program") < 0 ||
-		    husk_host_add_item(host, "program", name, full) < 0)
-			return husk_err_set(err, ENOMEM, "host programs");
-		(*found)++;
+	if (!p && v == HUSK_GPU_NVIDIA)
+		p = &builtin;
+	if (!p)
+		return 0;
+	if (!o->inject) {
+		husk_debug("%s GPUs: no host injection: devices only", husk_gpu_vendor_name(v));
 		return 0;
 	}
-	return 0;
-}
-
-/* Libraries, programs, paths and env of a profile (or of a built-in list). */
-static int inject(const char *root, char *const *envp, char *const *libs, char *const *progs,
-	char *const *paths, char *const *env, struct husk_host *host, struct husk_err *err)
-{
-	char **dirs = NULL;
-	int nlib = 0, nprog = 0, r = 0;
-
-	lib_dirs(root, "/etc/ld.so.conf", &dirs, 0);
-	for (char *const *l = libs; l && *l && r == 0; l++) {
-		int before = nlib;
-		r = add_library(root, dirs, *l, host, &nlib, err);
-		if (r == 0 && nlib == before)
-			husk_debug("host library '%s' not found under '%s/'", *l, root);
-	}
-	husk_gpu_strv_free(dirs);
-	for (char *const *p = progs; p && *p && r == 0; p++)
-		r = add_program(root, envp, *p, host, &nprog, err);
-	for (char *const *p = paths; p && *p && r == 0; p++) {
-		autofree char *src = strdup(*p);
-		char *colon = src ? strchr(src, ':') : NULL;
-		autofree char *full = NULL;
-		if (colon)
-			*colon = '\0';
-		full = src ? husk_host_path(root, src) : NULL;
-		if (full && access(full, F_OK) == 0)
-			r = husk_host_add_bind(host, full, colon ? colon + 1 : src, true, "gpu path");
-	}
-	for (char *const *e = env; e && *e && r == 0; e++)
-		r = husk_env_put(&host->env, *e);
-	if (r == 0 && nlib && strv_add(&host->ld_library_path, HOST_LIB_DIR) < 0)
-		r = -1;
-	if (r == 0 && nprog && strv_add(&host->path, HOST_BIN_DIR) < 0)
-		r = -1;
-	if (r < 0 && !err->msg[0])
-		husk_err_set(err, ENOMEM, "host libraries");
-	return r;
-}
-
-/* Built-in lists, used when the site has no gpu profile for the vendor: the
- * user-space driver of NVIDIA's compute and utility capabilities. AMD's
- * user space (ROCm) lives in the image; only the kernel driver is the host's. */
-static char *const nvidia_libs[] = { "libcuda.so.1", "libcudadebugger.so.1",
-	"libnvidia-ml.so.1", "libnvidia-ptxjitcompiler.so.1", "libnvidia-nvvm.so.4",
-	"libnvidia-opencl.so.1", "libnvidia-gpucomp.so.*", "libnvidia-cfg.so.1",
-	"libnvidia-allocator.so.1", "libnvidia-fatbinaryloader.so.*", NULL };
-static char *const nvidia_progs[] = { "nvidia-smi", "nvidia-debugdump",
-	"nvidia-cuda-mps-control", "nvidia-cuda-mps-server", NULL };
-
-static int inject_vendor(const struct husk_gpu_opts *o, const char *root,
-	enum husk_gpu_vendor v, struct husk_host *host, struct husk_err *err)
-{
-	const struct husk_profile *p = o->profile;
-
-	if (p)
-		return inject(root, o->envp, p->libraries, p->programs, p->paths, p->env, host, err);
-	if (v == HUSK_GPU_NVIDIA)
-		return inject(root, o->envp, nvidia_libs, nvidia_progs, NULL, NULL, host, err);
+	/* Libraries a driver version lacks, or that need a newer glibc than
+	 * the image has, are left out with a warning. */
+	if (husk_inject_profile(o->inject, host, p, HUSK_INJECT_LEAVE_OUT, err) == 0)
+		return 0;
+	if (strcmp(o->gpu, "auto"))
+		return -1;
+	/* --gpu=auto is best effort: the devices without the libraries. */
+	husk_warn("%s; the GPUs are there, their driver libraries are not", err->msg);
+	memset(err, 0, sizeof(*err));
 	return 0;
 }
 
@@ -370,7 +210,7 @@ static int plan_vendor(const struct husk_gpu_opts *o, const char *root,
 			return husk_err_set(err, ENOMEM, "items");
 	if (restricted && renumber(g->vendor, o->envp, sel, n_sel, host, err) < 0)
 		return -1;
-	return inject_vendor(o, root, g->vendor, host, err);
+	return inject_vendor(o, g->vendor, host, err);
 }
 
 /* --device without --gpu: the GPUs the CDI devices name are the visible ones. */

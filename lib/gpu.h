@@ -84,14 +84,18 @@ int husk_gpu_select(const struct husk_gpus *g, char *const *envp, size_t *sel, s
 
 /* ---- what a launch gets ------------------------------------------------ */
 
+struct husk_inject;
 struct husk_gpu_opts {
 	const char *gpu;         /* "auto", "nvidia", "amd", "none", or NULL: none */
 	char **devices;          /* --device NAME (CDI), NULL-terminated, or NULL */
 	char *const *envp;       /* the host environment */
 	const char *root;        /* host root; NULL: husk_host_root() */
-	/* The site's gpu profile for the vendor (libraries, programs, paths,
-	 * env), or NULL for husk's built-in list. */
-	const struct husk_profile *profile;
+	/* Host injection (lib/inject.h) for the driver's libraries and
+	 * programs; NULL: devices only. */
+	struct husk_inject *inject;
+	/* The gpu profile of each vendor (libraries, programs, paths, env),
+	 * indexed by enum husk_gpu_vendor; NULL: husk's built-in list. */
+	const struct husk_profile *profile[3];
 };
 
 /* Decide GPUs and CDI devices, and add to host: device items, hidden

@@ -7,7 +7,6 @@
 #include <signal.h>
 
 struct json_object;
-struct husk_host;
 
 /* One mount of the container, in the order they are made. */
 struct husk_mnt {
@@ -17,7 +16,10 @@ struct husk_mnt {
 	                      * O_PATH fd on kernels without the new mount API */
 	bool detached;       /* src_fd is a detached tree: attach it once */
 	bool ro, nodev, optional, generated;
-	const char *why;     /* "default", "--bind", "HUSK_BIND", "generated" */
+	bool hide;           /* mask dst (husk_host.hide): an empty file or directory,
+	                      * mode 0, is bound over it; skipped when dst is missing */
+	const char *why;     /* "default", "--bind", "HUSK_BIND", "generated", "hide",
+	                      * or what added a host bind ("husk.conf", ...) */
 };
 
 /* A node-local session: the launches of one job step on one node share one
@@ -93,12 +95,6 @@ int husk_provenance_open(struct husk_setup *s, struct husk_err *err);
 int husk_provenance_prepare(struct husk_setup *s, struct husk_err *err);
 int husk_provenance_write(struct husk_setup *s, struct husk_err *err);
 void husk_provenance_free(struct husk_setup *s);
-
-/* host.c: the host pieces of plan->host (conf.h): their environment
- * (before --env-file and -e), and covering the hidden device nodes (in the
- * command process, after the binds). */
-int husk_host_apply_env(const struct husk_host *h, struct husk_env *env);
-int husk_host_hide(struct husk_setup *s, int root_fd, struct husk_err *err);
 
 /* userns.c */
 int husk_userns_enter(bool fake_root, uid_t uid, gid_t gid, struct husk_err *err);

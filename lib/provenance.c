@@ -15,6 +15,7 @@
  * (command not found) is possible. */
 #include "husk_config.h"
 #include "husk.h"
+#include "conf.h"
 #include "ns.h"
 #include "util.h"
 
@@ -93,7 +94,7 @@ static int add_binds(struct husk_setup *s, json_object *rec)
 	for (size_t i = 0; a && i < s->n_mnts; i++) {
 		struct husk_mnt *m = &s->mnts[i];
 		json_object *b;
-		if (m->generated)
+		if (m->generated || m->hide)
 			continue;
 		b = json_object_new_object();
 		json_object_object_add(b, "src", json_object_new_string(m->src));
@@ -149,6 +150,29 @@ static int add_env_changes(struct husk_setup *s, json_object *rec)
 	return 0;
 }
 
+/* What the host added (site configuration, injected libraries with their
+ * versions, devices, placement), one object per item, and the container
+ * paths masked (devices of other ranks). Always present, [] when none. */
+static int add_host(struct husk_setup *s, json_object *rec)
+{
+	struct husk_host *h = s->plan->host;
+	json_object *a = json_object_new_array(), *hidden = json_object_new_array();
+
+	for (size_t i = 0; a && h && i < h->n_items; i++) {
+		json_object *it = json_object_new_object();
+		json_object_object_add(it, "what", json_object_new_string(h->items[i].what));
+		json_object_object_add(it, "name", json_object_new_string(h->items[i].name));
+		json_object_object_add(it, "detail", str_or_null(h->items[i].detail));
+		json_object_array_add(a, it);
+	}
+	json_object_object_add(rec, "host", a);
+	for (size_t i = 0; hidden && i < s->n_mnts; i++)
+		if (s->mnts[i].hide)
+			json_object_array_add(hidden, json_object_new_string(s->mnts[i].dst));
+	json_object_object_add(rec, "hidden", hidden);
+	return 0;
+}
+
 /* Each part adds its fields. Later parts of a launch (devices passed
  * through, host libraries injected, rank placement) add theirs here, one
  * function each, so a record always describes the whole launch. */
@@ -157,6 +181,7 @@ static int (*const parts[])(struct husk_setup *, json_object *) = {
 	add_image,
 	add_command,
 	add_binds,
+	add_host,
 	add_env_changes,
 	NULL,
 };

@@ -255,6 +255,41 @@ static int mount_one(struct husk_setup *s, struct husk_mnt *m, int root_fd,
 	return 0;
 }
 
+/* Mask a path of the container (a GPU device node of another rank, say):
+ * bind the stage's empty file or directory, mode 0, read-only over it.
+ * A symlink in the image is followed (inside the root): what it leads to is
+ * masked. Nothing to mask when the path does not exist. */
+static int hide_one(struct husk_setup *s, struct husk_mnt *m, int root_fd, struct husk_err *err)
+{
+	autoclose int dfd = -1, src = -1;
+	struct stat st;
+	int tree;
+
+	if ((dfd = husk_resolve(root_fd, m->dst, O_PATH)) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR) {
+			husk_debug("nothing to hide at '%s': it does not exist", m->dst);
+			return 0;
+		}
+		return husk_err_set(err, errno, "hidden path '%s' inside the container", m->dst);
+	}
+	if (fstat(dfd, &st) < 0)
+		return husk_err_set(err, errno, "hidden path '%s'", m->dst);
+	src = openat(s->stage_fd, S_ISDIR(st.st_mode) ? "masked-dir" : "masked",
+		O_PATH | O_CLOEXEC);
+	if (src < 0)
+		return husk_err_set(err, errno, "the mask for '%s'", m->dst);
+	if ((tree = husk_clone_tree(src)) >= 0) {
+		autoclose int t = tree;
+		if (husk_attach_tree(t, dfd, BIND_RO | BIND_NODEV, err, m->dst) < 0)
+			return -1;
+	} else if (husk_bind_fd(src, dfd, BIND_RO | BIND_NODEV, err, m->dst) < 0) {
+		return -1;
+	}
+	husk_debug("hid '%s' (%s)", m->dst, S_ISDIR(st.st_mode) ? "an empty directory" :
+		"an empty file, mode 0");
+	return 0;
+}
+
 static int pivot(int root_fd, struct husk_err *err)
 {
 	/* pivot_root(".", ".") stacks the old root on top of the new one; the
@@ -376,14 +411,17 @@ int husk_container_exec(struct husk_setup *s, struct husk_err *err)
 		n_allowed = 1;
 	husk_info("root assembled (%s) at %.2f ms", overlay ? "overlay on the image" : "image",
 		since(s));
-	for (size_t i = 0; i < s->n_mnts; i++)
-		if (s->mnts[i].src_fd >= 0 &&
-		    mount_one(s, &s->mnts[i], root, &root_mnt, n_allowed, err) < 0)
+	for (size_t i = 0; i < s->n_mnts; i++) {
+		if (s->mnts[i].hide) {
+			if (hide_one(s, &s->mnts[i], root, err) < 0)
+				return -1;
+		} else if (s->mnts[i].src_fd >= 0 &&
+		    mount_one(s, &s->mnts[i], root, &root_mnt, n_allowed, err) < 0) {
 			return -1;
+		}
+	}
 	if (overlay && !s->plan->writable_tmpfs && husk_setattr_fd(root, false, true, true) < 0)
 		return husk_err_set(err, errno, "cannot make the container root read-only");
-	if (husk_host_hide(s, root, err) < 0)
-		return -1;
 	husk_info("binds done at %.2f ms", since(s));
 	if (pivot(root, err) < 0)
 		return -1;

@@ -65,6 +65,34 @@ const char *husk_version(void)
 
 /* ---- planning (no system changes) ----------------------------------- */
 
+/* Prepend dirs (in order) to the colon list NAME of env. */
+static int prepend_dirs(struct husk_env *env, const char *name, char **dirs)
+{
+	const char *old = husk_env_get(env, name);
+	autofree char *value = NULL;
+	size_t len = old ? strlen(old) + 1 : 1;
+	int r;
+
+	if (!dirs || !*dirs)
+		return 0;
+	for (char **d = dirs; *d; d++)
+		len += strlen(*d) + 1;
+	if (!(value = malloc(len)))
+		return -1;
+	value[0] = '\0';
+	for (char **d = dirs; *d; d++) {
+		strcat(value, *d);
+		if (d[1])
+			strcat(value, ":");
+	}
+	if (old && *old) {
+		strcat(value, ":");
+		strcat(value, old);
+	}
+	r = husk_env_set(env, name, value);
+	return r;
+}
+
 static int build_env(struct husk_setup *s, struct husk_err *err)
 {
 	struct husk_plan *p = s->plan;
@@ -85,10 +113,11 @@ static int build_env(struct husk_setup *s, struct husk_err *err)
 	if (r == 0 && husk_env_parse(&s->env, text, len, "image environment "
 	    "'/.husk/environment'", err) < 0)
 		return -1;
-	/* Host pieces (GPUs, devices, host libraries): after the image's own
-	 * environment, before --env-file and -e. */
-	if (husk_host_apply_env(p->host, &s->env) < 0)
-		return husk_err_set(err, ENOMEM, "environment");
+	/* The host pieces' variables (site config, injection profiles) come
+	 * next: the image's own values lose to them, the user's win. */
+	for (size_t i = 0; p->host && i < p->host->env.n; i++)
+		if (husk_env_put(&s->env, p->host->env.vars[i]) < 0)
+			return husk_err_set(err, ENOMEM, "environment");
 	for (size_t i = 0; i < p->n_env_files; i++) {
 		autofree char *ftext = NULL;
 		autofree char *what = husk_strdup_printf("--env-file '%s'", p->env_files[i]);
@@ -99,6 +128,11 @@ static int build_env(struct husk_setup *s, struct husk_err *err)
 	}
 	for (size_t i = 0; i < p->env_cli.n; i++)
 		husk_env_put(&s->env, p->env_cli.vars[i]);
+	/* Injected host libraries and programs must be found first, whatever
+	 * the image or the user set: their directories go in front. */
+	if (p->host && (prepend_dirs(&s->env, "LD_LIBRARY_PATH", p->host->ld_library_path) < 0 ||
+	    prepend_dirs(&s->env, "PATH", p->host->path) < 0))
+		return husk_err_set(err, ENOMEM, "environment");
 	husk_env_set(&s->env, "HUSK_CONTAINER", "1");
 	husk_env_set(&s->env, "HUSK_IMAGE", s->img.path);
 	if (s->home && !p->build_step)
@@ -160,28 +194,30 @@ static int add_name_service(struct husk_setup *s, struct husk_err *err)
 	return 0;
 }
 
-/* Host pieces after the default mounts, before the user's binds (which win
- * on the same destination). Device nodes under /dev must stay usable. */
-static int add_host_binds(struct husk_setup *s, struct husk_err *err)
+static int add_bind_mnt(struct husk_setup *s, const struct husk_bind *b, const char *why,
+	struct husk_err *err)
 {
-	const struct husk_host *h = s->plan->host;
 	struct husk_mnt *m;
 	struct stat st;
 
-	for (size_t i = 0; h && i < h->n_binds; i++) {
-		const struct husk_bind *b = &h->binds[i];
-		if (stat(b->src, &st) < 0) {
-			if (b->optional)
-				continue;
-			return husk_err_set(err, errno, "host path '%s' (%s)", b->src,
-				b->why ? b->why : "host");
+	if (b->why)
+		why = b->why;
+	if (stat(b->src, &st) < 0) {
+		if (b->optional) {
+			husk_info("skipping the %s bind of '%s': %s", why, b->src, strerror(errno));
+			return 0;
 		}
-		if (!(m = add_mnt(s, b->src, b->dst, b->why ? b->why : "host")))
-			return husk_err_set(err, ENOMEM, "mount list");
-		m->ro = b->ro;
-		m->optional = b->optional;
-		m->nodev = !under(b->dst, "/dev");
+		husk_err_set(err, errno, "bind source '%s' (%s)", b->src, why);
+		husk_err_hint(err, "create it on the host or fix the bind");
+		return -1;
 	}
+	if (!(m = add_mnt(s, b->src, b->dst, why)))
+		return husk_err_set(err, ENOMEM, "mount list");
+	m->ro = b->ro;
+	m->optional = b->optional;
+	/* Device nodes (CDI deviceNodes bound under another name, a host
+	 * root's /dev) must stay usable, as in the default /dev mount. */
+	m->nodev = !under(m->dst, "/dev");
 	return 0;
 }
 
@@ -227,20 +263,19 @@ static int build_mounts(struct husk_setup *s, struct husk_err *err)
 	if (!(m = add_mnt(s, "group", "/etc/group", "generated")))
 		return husk_err_set(err, ENOMEM, "mount list");
 	m->ro = m->generated = true;
-	if (add_host_binds(s, err) < 0)
-		return -1;
-	for (size_t i = 0; i < p->n_binds; i++) {
-		struct stat st;
-		if (stat(p->binds[i].src, &st) < 0) {
-			husk_err_set(err, errno, "bind source '%s' (%s)", p->binds[i].src,
-				p->binds[i].why ? p->binds[i].why : "--bind");
-			husk_err_hint(err, "create it on the host or fix the bind");
+	/* The host pieces (site binds, injected libraries, devices) after the
+	 * defaults, the user's binds last: they have the final word. */
+	for (size_t i = 0; p->host && i < p->host->n_binds; i++)
+		if (add_bind_mnt(s, &p->host->binds[i], "host", err) < 0)
 			return -1;
-		}
-		if (!(m = add_mnt(s, p->binds[i].src, p->binds[i].dst,
-		    p->binds[i].why ? p->binds[i].why : "--bind")))
-			return husk_err_set(err, ENOMEM, "mount list");
-		m->ro = p->binds[i].ro;
+	for (size_t i = 0; i < p->n_binds; i++)
+		if (add_bind_mnt(s, &p->binds[i], "--bind", err) < 0)
+			return -1;
+	/* Masks go over everything, the host's /dev bind included. */
+	for (char **h = p->host ? p->host->hide : NULL; h && *h; h++) {
+		if (!(m = add_mnt(s, "(hidden)", *h, "hide")) || !m->dst)
+			return husk_err_set(err, m ? EINVAL : ENOMEM, "hidden path '%s'", *h);
+		m->ro = m->hide = true;
 	}
 	return 0;
 }
@@ -357,20 +392,23 @@ static void dry_run_report(struct husk_setup *s, FILE *out)
 	fprintf(out, "mounts:\n");
 	for (size_t i = 0; i < s->n_mnts; i++) {
 		struct husk_mnt *m = &s->mnts[i];
+		if (m->hide) {
+			fprintf(out, "  %-24s -> %-24s masked: an empty file or directory, mode 0  [%s]\n",
+				m->src, m->dst, m->why);
+			continue;
+		}
 		fprintf(out, "  %-24s -> %-24s %s,nosuid%s%s  [%s]\n",
 			m->generated ? "(generated)" : m->src, m->dst, m->ro ? "ro" : "rw",
 			m->nodev ? ",nodev" : "", m->optional ? ",optional" : "", m->why);
 	}
 	if (p->host && p->host->n_items) {
-		fprintf(out, "host:\n");
+		fprintf(out, "host pieces:\n");
 		for (size_t i = 0; i < p->host->n_items; i++) {
 			struct husk_host_item *it = &p->host->items[i];
-			fprintf(out, "  %-8s %s%s%s\n", it->what, it->name, it->detail ? "  " : "",
+			fprintf(out, "  %-10s %s%s%s\n", it->what, it->name, it->detail ? "  " : "",
 				it->detail ? it->detail : "");
 		}
 	}
-	for (char **h = p->host ? p->host->hide : NULL; h && *h; h++)
-		fprintf(out, "hidden: %s\n", *h);
 	fprintf(out, "cwd: %s%s\n", s->cwd, p->cwd ? " (--cwd)" : "");
 	if (!p->cwd && s->workdir)
 		fprintf(out, "  (when it is not available inside: the image's workdir %s)\n",
@@ -447,7 +485,7 @@ static int open_sources(struct husk_setup *s, struct husk_err *err)
 	 * the host's /tmp. */
 	for (size_t i = 0; i < s->n_mnts; i++) {
 		struct husk_mnt *m = &s->mnts[i];
-		if (m->generated)
+		if (m->generated || m->hide)
 			continue;
 		m->src_fd = open(m->src, O_PATH | O_CLOEXEC);
 		if (m->src_fd < 0) {
@@ -497,10 +535,31 @@ static int make_stage(struct husk_setup *s, struct husk_err *err)
 		"/mnt, /dev)");
 }
 
+/* What masks a hidden path: an empty file and an empty directory, mode 0,
+ * in the stage. Mode 0 keeps everyone out once capabilities are dropped (a
+ * device node masked so cannot be opened at all); with --fake-root, whose
+ * capabilities stay, an empty regular file is all there is to open. */
+static int make_masks(struct husk_setup *s, struct husk_err *err)
+{
+	autoclose int fd = -1;
+	bool any = false;
+
+	for (size_t i = 0; i < s->n_mnts; i++)
+		any |= s->mnts[i].hide;
+	if (!any)
+		return 0;
+	fd = openat(s->stage_fd, "masked", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+	if (fd < 0 || fchmod(fd, 0) < 0 || mkdirat(s->stage_fd, "masked-dir", 0) < 0)
+		return husk_err_set(err, errno, "cannot prepare the masks of hidden paths");
+	return 0;
+}
+
 static int write_generated(struct husk_setup *s, struct husk_err *err)
 {
 	autoclose int dir = -1;
 
+	if (make_masks(s, err) < 0)
+		return -1;
 	if (!s->passwd)
 		return 0;   /* a build step keeps the image's own files */
 	dir = openat(s->stage_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -11,6 +11,9 @@ int husk_sqfs_reader_open(struct sqfs_reader **out, int fd, const char *path,
 	struct husk_err *err);
 void husk_sqfs_reader_close(struct sqfs_reader *r);
 bool husk_sqfs_reader_exists(struct sqfs_reader *r, const char *path);
+/* The target of the symlink at path (not following it): its length, or -1
+ * with errno ENOENT, EINVAL (not a symlink) or EIO. */
+int husk_sqfs_reader_readlink(struct sqfs_reader *r, const char *path, char *buf, size_t size);
 int husk_sqfs_reader_read(struct sqfs_reader *r, const char *path, char **buf, size_t *len,
 	size_t max);
 /* The libsquashfuse instance behind a reader, for walking the whole image

@@ -136,6 +136,32 @@ void husk_sqfs_reader_close(struct sqfs_reader *r)
 	free(r);
 }
 
+int husk_sqfs_reader_readlink(struct sqfs_reader *r, const char *path, char *buf, size_t size)
+{
+	sqfs_inode inode;
+	bool found = false;
+	size_t n = size;
+
+	if (sqfs_inode_get(&r->fs, &inode, sqfs_inode_root(&r->fs)) != SQFS_OK ||
+	    sqfs_lookup_path(&r->fs, &inode, path, &found) != SQFS_OK) {
+		errno = EIO;
+		return -1;
+	}
+	if (!found) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (!S_ISLNK(inode.base.mode | sqfs_mode(inode.base.inode_type))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (sqfs_readlink(&r->fs, &inode, buf, &n) != SQFS_OK) {
+		errno = EIO;
+		return -1;
+	}
+	return (int)strlen(buf);
+}
+
 bool husk_sqfs_reader_exists(struct sqfs_reader *r, const char *path)
 {
 	sqfs_inode inode;

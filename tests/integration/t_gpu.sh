@@ -33,13 +33,36 @@ done
 echo "fake uverbs0" >"$ROOT/dev/infiniband/uverbs0"
 echo "driver mlx5" >"$ROOT/etc/libibverbs.d/mlx5.driver"
 # A real library with a real soname, as the driver's would be.
-printf 'int cuInit(unsigned flags) { return (int)flags + 42; }\n' >"$STAGE/cuda.c"
+# (it calls into glibc, as the real one does: it needs the image to have one)
+printf '#include <stdlib.h>\nint cuInit(unsigned flags) { return getenv("CUDA_FAKE_FAIL") ? -1 : (int)flags + 42; }\n' \
+	>"$STAGE/cuda.c"
 if ! gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$ROOT/usr/lib/x86_64-linux-gnu/libcuda.so.550.54" \
 	"$STAGE/cuda.c"; then
 	echo "not ok - fixture: cannot compile the fake libcuda"
 	exit 1
 fi
 ln -s libcuda.so.550.54 "$ROOT/usr/lib/x86_64-linux-gnu/libcuda.so.1"
+# The host's linker cache, made by the real ldconfig (chroot needs a user
+# namespace of our own).
+echo /usr/lib/x86_64-linux-gnu >"$ROOT/etc/ld.so.conf"
+if ! unshare -r /sbin/ldconfig -r "$ROOT" 2>"$STAGE/ldconfig.err"; then
+	echo "not ok - fixture: ldconfig -r failed: $(cat "$STAGE/ldconfig.err")"
+	exit 1
+fi
+# An image with glibc (the tiny image plus the host's libc and loader) and a
+# program that calls the driver library.
+GIMG=$STAGE/gimg
+cp -a "$IMG_DIR" "$GIMG"
+mkdir -p "$GIMG/lib/x86_64-linux-gnu" "$GIMG/lib64" "$GIMG/usr/bin"
+cp -L /lib/x86_64-linux-gnu/libc.so.6 "$GIMG/lib/x86_64-linux-gnu/"
+cp -L /lib64/ld-linux-x86-64.so.2 "$GIMG/lib64/"
+printf '#include <stdio.h>\nint cuInit(unsigned);\nint main(void) { printf("cuInit=%%d\\n", cuInit(0)); return 0; }\n' \
+	>"$STAGE/cudacheck.c"
+if ! gcc -o "$GIMG/usr/bin/cudacheck" "$STAGE/cudacheck.c" \
+	"$ROOT/usr/lib/x86_64-linux-gnu/libcuda.so.550.54"; then
+	echo "not ok - fixture: cannot compile the CUDA check program"
+	exit 1
+fi
 printf '#!/bin/sh\necho "fake nvidia-smi: CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"\n' \
 	>"$ROOT/usr/bin/nvidia-smi"
 chmod 0755 "$ROOT/usr/bin/nvidia-smi"
@@ -97,7 +120,7 @@ for kind in $KINDS; do
 done
 
 case_begin "hidden GPU nodes cannot be opened, even by name"
-CUDA_VISIBLE_DEVICES=1 run_husk run --gpu=nvidia "$IMG_SQFS" -- /bin/sh -c \
+CUDA_VISIBLE_DEVICES=1 run_husk run --gpu "$IMG_SQFS" -- /bin/sh -c \
 	'cat /dev/nvidia0 || echo refused; cat /dev/nvidia1'
 want_status 0
 want_line "refused"
@@ -105,19 +128,38 @@ want_line "fake nvidia1"
 case_end
 
 case_begin "the order asked for is kept: CUDA_VISIBLE_DEVICES=3,1 becomes 1,0"
-CUDA_VISIBLE_DEVICES=3,1 run_husk run --nv "$IMG_SQFS" -- /bin/sh -c 'echo CUDA=$CUDA_VISIBLE_DEVICES'
+CUDA_VISIBLE_DEVICES=3,1 run_husk run --nv "$GIMG" -- /bin/sh -c 'echo CUDA=$CUDA_VISIBLE_DEVICES'
 want_status 0
 want_line "CUDA=1,0"
 case_end
 
-case_begin "the driver library (real soname) and nvidia-smi are bound, read-only, on the paths"
-run_husk run --gpu "$IMG_SQFS" -- /bin/sh -c 'md5sum </.husk/host/lib/libcuda.so.1;
-	echo LD=$LD_LIBRARY_PATH; nvidia-smi; echo x >/.husk/host/lib/libcuda.so.1 || echo read-only'
+case_begin "--nv: the driver library (real soname, from the linker cache) works inside; nvidia-smi"
+run_husk run --nv "$GIMG" -- /bin/sh -c 'cudacheck; md5sum </.husk-host/lib/libcuda.so.1;
+	echo LD=$LD_LIBRARY_PATH; nvidia-smi; echo x >/.husk-host/lib/libcuda.so.1 || echo read-only'
 want_status 0
+want_line "cuInit=42"
 want_line "$LIBSUM  -"
-want_re '^LD=/\.husk/host/lib(:|$)'
+want_re '^LD=/\.husk-host/lib(:|$)'
 want_line "fake nvidia-smi: CUDA_VISIBLE_DEVICES="
 want_line "read-only"
+case_end
+
+case_begin "--nv on an image without glibc: refused, the host's libcuda cannot run there"
+run_husk run --nv "$IMG_SQFS" -- /bin/true
+want_status 125
+want_husk_error
+want_re "has no glibc" "$ERR"
+case_end
+
+case_begin "--gpu (auto) on an image without glibc: the GPUs, no libraries, a warning"
+CUDA_VISIBLE_DEVICES=2 run_husk run --gpu "$IMG_SQFS" -- /bin/sh -c \
+	"$READ_GPUS; ls /.husk-host 2>/dev/null; echo CUDA=\$CUDA_VISIBLE_DEVICES"
+want_status 0
+want_line "fake nvidia3"
+want_no_re '^fake nvidia[012]$'
+want_no_re 'lib'
+want_line "CUDA=0"
+want_re "no glibc.*driver libraries are not" "$ERR"
 case_end
 
 case_begin "SLURM_STEP_GPUS=2 (no CUDA variable): GPU 2 (minor 3) only, CUDA_VISIBLE_DEVICES=0"
@@ -142,9 +184,8 @@ CUDA_VISIBLE_DEVICES=0 run_husk run --dry-run --gpu "$IMG_SQFS" -- /bin/true
 want_status 0
 want_re '^  gpu +/dev/nvidia0  NVIDIA GPU 0 0000:0a:00\.0 GPU-000-fake, device 0 inside$'
 want_re '^  hidden +/dev/nvidia3  NVIDIA GPU 2 0000:0c:00\.0: not visible \(CUDA_VISIBLE_DEVICES=0\)$'
-want_line "hidden: /dev/nvidia1"
-want_line "hidden: /proc/driver/nvidia/gpus/0000:0d:00.0"
-want_re '^  library +libcuda\.so\.1 '
+want_re '^  \(hidden\) +-> /dev/nvidia1 +masked'
+want_re '^  \(hidden\) +-> /proc/driver/nvidia/gpus/0000:0d:00\.0 +masked'
 want_re '^  device +/dev/infiniband/uverbs0  InfiniBand verbs$'
 want_line "  CUDA_VISIBLE_DEVICES=0"
 case_end
@@ -164,14 +205,14 @@ want_re "^husk: --gpu=nvidia: no NVIDIA GPU on this host" "$ERR"
 case_end
 
 case_begin "--gpu=auto on a host without GPUs: nothing added, no error"
-HUSK_HOST_ROOT=$NOGPU CUDA_VISIBLE_DEVICES=5 run_husk run --gpu=auto "$IMG_SQFS" -- /bin/sh -c \
-	'echo CUDA=$CUDA_VISIBLE_DEVICES; echo LD=$LD_LIBRARY_PATH; ls /.husk/host 2>&1 || true'
+HUSK_HOST_ROOT=$NOGPU CUDA_VISIBLE_DEVICES=5 run_husk run --gpu=auto "$GIMG" -- /bin/sh -c \
+	'echo CUDA=$CUDA_VISIBLE_DEVICES; echo LD=$LD_LIBRARY_PATH; ls /.husk-host 2>&1 || true'
 want_status 0
 want_line "CUDA=5"
 want_line "LD="
 want_no_re 'libcuda'
-HUSK_HOST_ROOT=$NOGPU run_husk run --dry-run --gpu "$IMG_SQFS" -- /bin/true
-want_no_re '^hidden:'
+HUSK_HOST_ROOT=$NOGPU run_husk run --dry-run --gpu "$GIMG" -- /bin/true
+want_no_re 'masked'
 want_no_re '^  gpu '
 case_end
 
@@ -183,7 +224,7 @@ want_re "expected auto, nvidia, amd or none" "$ERR"
 case_end
 
 case_begin "--rocm: ROCR_VISIBLE_DEVICES=1 leaves renderD128 (KFD order), renumbered 0"
-ROCR_VISIBLE_DEVICES=1 HIP_VISIBLE_DEVICES=0 run_husk run --rocm "$IMG_SQFS" -- /bin/sh -c \
+ROCR_VISIBLE_DEVICES=1 HIP_VISIBLE_DEVICES=0 run_husk run --rocm "$GIMG" -- /bin/sh -c \
 	'cat /dev/dri/renderD128 /dev/dri/renderD129 /dev/kfd 2>/dev/null;
 	 echo ROCR=$ROCR_VISIBLE_DEVICES HIP=$HIP_VISIBLE_DEVICES'
 want_status 0

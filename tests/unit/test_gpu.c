@@ -266,12 +266,7 @@ static void test_plan(void)
 	CHECK("plan: hides their /proc entries", has(h.hide, "/proc/driver/nvidia/gpus/0000:1a:00.0")
 		&& !has(h.hide, "/proc/driver/nvidia/gpus/0000:3b:00.0"));
 	CHECK_STR("plan: renumbered, order kept", husk_env_get(&h.env, "CUDA_VISIBLE_DEVICES"), "1,0");
-	snprintf(want, sizeof(want), "%s/usr/lib/x86_64-linux-gnu/libcuda.so.550.1", root);
-	CHECK_STR("plan: libcuda.so.1 bound from its real file", bind_src(&h, "/.husk/host/lib/libcuda.so.1"),
-		want);
-	CHECK("plan: on LD_LIBRARY_PATH", has(h.ld_library_path, "/.husk/host/lib"));
-	snprintf(want, sizeof(want), "%s/usr/bin/nvidia-smi", root);
-	CHECK_STR("plan: nvidia-smi", bind_src(&h, "/.husk/host/bin/nvidia-smi"), want);
+	CHECK("plan: without host injection, no libraries", h.n_binds == 1 && !h.ld_library_path);
 	snprintf(want, sizeof(want), "%s/dev", root);
 	CHECK_STR("plan: the host root's /dev", bind_src(&h, "/dev"), want);
 	husk_host_free(&h);

@@ -1,0 +1,48 @@
+/* site.c: `husk run`'s site configuration: load husk.conf (or the user's
+ * --config / HUSK_CONFIG where the site allows one), apply its rules to the
+ * plan (image-path, forbid-bind), and put its pieces (binds, variables) in
+ * the plan's host pieces, where --mpi, --gpu and --placement add theirs. */
+#include "husk_config.h"
+#include "cli.h"
+#include "conf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* config: --config FILE, or NULL (then HUSK_CONFIG, when set and not empty). */
+int cli_site_setup(struct husk_plan *plan, const char *config, struct husk_conf *conf,
+	struct husk_host *host)
+{
+	struct husk_err err = { 0 };
+	const char *env = getenv("HUSK_CONFIG");
+
+	if (!config && env && *env)
+		config = env;
+	if (husk_conf_load(conf, config, &err) < 0)
+		return cli_fail(&err), -1;
+	if (husk_conf_check_image(conf, plan->image_path, &err) < 0)
+		return cli_fail(&err), -1;
+	for (size_t i = 0; i < plan->n_binds; i++)
+		if (husk_conf_check_bind(conf, &plan->binds[i], &err) < 0)
+			return cli_fail(&err), -1;
+	for (size_t i = 0; i < conf->n_binds; i++) {
+		struct husk_bind *b = &conf->binds[i];
+		if (husk_host_add_bind(host, b->src, b->dst, b->ro, "husk.conf") < 0)
+			goto nomem;
+		host->binds[host->n_binds - 1].optional = true;
+	}
+	for (char **h = conf->hide; h && *h; h++)
+		if (husk_host_add_str(&host->hide, *h) < 0)
+			goto nomem;
+	for (size_t i = 0; i < conf->env.n; i++)
+		if (husk_env_put(&host->env, conf->env.vars[i]) < 0)
+			goto nomem;
+	if (conf->path && husk_host_add_item(host, "config", conf->path,
+	    conf->user ? "--config or HUSK_CONFIG" : "site") < 0)
+		goto nomem;
+	plan->host = host;
+	return 0;
+nomem:
+	fprintf(stderr, "husk: out of memory while applying the site configuration\n");
+	return -1;
+}
