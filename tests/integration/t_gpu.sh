@@ -190,6 +190,22 @@ want_re '^  device +/dev/infiniband/uverbs0  InfiniBand verbs$'
 want_line "  CUDA_VISIBLE_DEVICES=0"
 case_end
 
+case_begin "the provenance record names the visible GPU, the hidden ones and the CDI device"
+CUDA_VISIBLE_DEVICES=2 run_husk run --gpu --device example.com/fpga=f0 --provenance "$STAGE/prov.json" \
+	"$IMG_SQFS" -- /bin/true
+want_status 0
+jq -r '.host[] | "\(.what) \(.name)"' "$STAGE/prov.json" >"$STAGE/prov.items" 2>&1 ||
+	case_fail "jq failed: $(cat "$STAGE/prov.items")"
+jq -r '.hidden[]' "$STAGE/prov.json" >"$STAGE/prov.hidden" 2>&1
+want_line "gpu /dev/nvidia3" "$STAGE/prov.items"
+want_line "hidden /dev/nvidia0" "$STAGE/prov.items"
+want_line "cdi example.com/fpga=f0" "$STAGE/prov.items"
+want_line "device /dev/fpga0" "$STAGE/prov.items"
+want_line "/dev/nvidia1" "$STAGE/prov.hidden"
+want_line "/proc/driver/nvidia/gpus/0000:0a:00.0" "$STAGE/prov.hidden"
+want_no_line "/dev/nvidia3" "$STAGE/prov.hidden"
+case_end
+
 case_begin "a bad CUDA_VISIBLE_DEVICES is refused with one clear line"
 CUDA_VISIBLE_DEVICES=7 run_husk run --gpu "$IMG_SQFS" -- /bin/true
 want_status 125
@@ -310,6 +326,22 @@ for kind in $KINDS; do
 	grep -q 'joined session' "$STAGE/rank0.err" || case_fail "rank 0 did not join a session"
 	case_end
 done
+
+# The real host (no HUSK_HOST_ROOT): this machine's own decision.
+if [ -e /dev/nvidiactl ] || [ -e /dev/kfd ] || [ -d /proc/driver/nvidia/gpus ]; then
+	case_skip "the real host without GPUs: --gpu adds nothing, --nv fails" "this host has GPUs"
+else
+	case_begin "the real host without GPUs: --gpu adds nothing, --nv fails"
+	(unset HUSK_HOST_ROOT; run_husk run --gpu "$IMG_SQFS" -- /bin/sh -c 'echo CUDA=$CUDA_VISIBLE_DEVICES'
+	 echo "$STATUS" >"$STAGE/real.st"; cp "$OUT" "$STAGE/real.out")
+	[ "$(cat "$STAGE/real.st")" = 0 ] || case_fail "--gpu on the real host: status $(cat "$STAGE/real.st")"
+	want_line "CUDA=" "$STAGE/real.out"
+	(unset HUSK_HOST_ROOT; run_husk run --nv "$IMG_SQFS" -- /bin/true; echo "$STATUS" >"$STAGE/real.st"
+	 cp "$ERR" "$STAGE/real.err")
+	[ "$(cat "$STAGE/real.st")" = 125 ] || case_fail "--nv on the real host: status $(cat "$STAGE/real.st")"
+	want_re '^husk: --gpu=nvidia: no NVIDIA GPU on this host \(' "$STAGE/real.err"
+	case_end
+fi
 
 case_begin "nothing is left behind"
 check_leftovers 5

@@ -445,6 +445,31 @@ static void test_cdi_apply(void)
 	husk_host_free(&h);
 }
 
+static void test_net(void)
+{
+	struct husk_host h;
+	struct husk_err err = { 0 };
+	char want[512];
+
+	new_root("net");
+	put("/dev/infiniband/uverbs0", "");
+	put("/dev/infiniband/rdma_cm", "");
+	put("/sys/class/infiniband/mlx5_0/ports/1/state", "4: ACTIVE\n");
+	put("/etc/libibverbs.d/mlx5.driver", "driver mlx5\n");
+	put("/dev/cxi0", "");
+	husk_host_init(&h);
+	CHECK("net: InfiniBand and CXI devices found", husk_net_plan(root, true, &h, &err) == 3);
+	CHECK("net: items", h.n_items == 5 && !strcmp(h.items[h.n_items - 1].what, "path"));
+	snprintf(want, sizeof(want), "%s/etc/libibverbs.d", root);
+	CHECK_STR("net: verbs provider configuration", bind_src(&h, "/etc/libibverbs.d"), want);
+	husk_host_free(&h);
+	new_root("empty");
+	husk_host_init(&h);
+	CHECK("net: none on a host without", husk_net_plan(root, true, &h, &err) == 0 &&
+		h.n_items == 0 && h.n_binds == 0);
+	husk_host_free(&h);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/husk-gpu-unit.XXXXXX";
@@ -460,6 +485,7 @@ int main(void)
 	test_plan();
 	test_cdi_parse();
 	test_cdi_apply();
+	test_net();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpl);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", tmpl);
