@@ -40,6 +40,12 @@ int cli_site_setup(struct husk_plan *plan, const char *config, struct husk_conf 
 int cli_mpi_setup(struct husk_plan *plan, const char *mpi, const struct husk_conf *conf,
 	struct husk_host *host);
 
+/* gpu.c: --gpu (gpu: its value or NULL, then husk.conf's gpu =) and
+ * --device (devices: NULL-terminated or NULL) into host; prints the error
+ * and returns -1. */
+int cli_gpu_setup(struct husk_plan *plan, const char *gpu, char **devices,
+	const struct husk_conf *conf, struct husk_host *host);
+
 /* cmd_doctor.c */
 int cmd_doctor(int argc, char **argv);
 void help_doctor(void);

@@ -12,7 +12,7 @@
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
 	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_MPI, OPT_HELP,
-	OPT_CONFIG, OPT_PLACEMENT };
+	OPT_CONFIG, OPT_PLACEMENT, OPT_GPU, OPT_NV, OPT_ROCM, OPT_DEVICE };
 
 static const struct option run_opts[] = {
 	{ "bind", required_argument, NULL, 'b' },
@@ -30,6 +30,10 @@ static const struct option run_opts[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "mpi", required_argument, NULL, OPT_MPI },
 	{ "placement", required_argument, NULL, OPT_PLACEMENT },
+	{ "gpu", optional_argument, NULL, OPT_GPU },
+	{ "nv", no_argument, NULL, OPT_NV },
+	{ "rocm", no_argument, NULL, OPT_ROCM },
+	{ "device", required_argument, NULL, OPT_DEVICE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -86,6 +90,15 @@ void help_run(bool shell)
 	       "                                the host libraries need: checked first);\n"
 	       "                                container (default): the image's own. Also\n"
 	       "                                HUSK_MPI=host, or mpi = host in husk.conf\n"
+	       "      --gpu[=auto|nvidia|amd|none]  the host's GPUs (default auto: those found;\n"
+	       "                                nvidia/amd: fail without them): only the GPUs the\n"
+	       "                                job may use (SLURM_STEP_GPUS, CUDA_VISIBLE_DEVICES,\n"
+	       "                                ROCR_VISIBLE_DEVICES, ...) stay visible, renumbered\n"
+	       "                                from 0 inside; the driver's libraries and tools are\n"
+	       "                                bound read-only and put on LD_LIBRARY_PATH and PATH\n"
+	       "      --nv, --rocm              --gpu=nvidia, --gpu=amd\n"
+	       "      --device VENDOR/CLASS=NAME  a CDI device (or =all) from the specs in\n"
+	       "                                /etc/cdi and /var/run/cdi; repeatable\n"
 	       "      --config FILE             use FILE instead of the site configuration\n"
 	       "                                (husk.conf), where the site allows it; also\n"
 	       "                                HUSK_CONFIG=FILE; see husk.conf(5)\n"
@@ -164,6 +177,9 @@ int cmd_run(int argc, char **argv, bool shell)
 	bool quiet = false;
 	int placement = -1;     /* -1: the site's default */
 	char *image = NULL, *pin = NULL;
+	const char *gpu = NULL;
+	char **devices = NULL;
+	size_t n_devices = 0;
 	const char *config = NULL, *mpi = NULL;
 	struct husk_conf conf = { 0 };
 	struct husk_host host;
@@ -209,6 +225,18 @@ int cmd_run(int argc, char **argv, bool shell)
 				return cli_usage_error(name, "--placement '%s': want auto or none", optarg);
 			placement = !strcmp(optarg, "auto");
 			break;
+		case OPT_GPU: gpu = optarg ? optarg : "auto"; break;
+		case OPT_NV: gpu = "nvidia"; break;
+		case OPT_ROCM: gpu = "amd"; break;
+		case OPT_DEVICE: {
+			char **v = realloc(devices, (n_devices + 2) * sizeof(*v));
+			if (!v)
+				return HUSK_EXIT_FAILURE;
+			devices = v;
+			v[n_devices++] = optarg;
+			v[n_devices] = NULL;
+			break;
+		}
 		case OPT_CONFIG: config = optarg; break;
 		case OPT_MPI: mpi = optarg; break;
 		case 'v': verbosity++; break;
@@ -247,20 +275,27 @@ int cmd_run(int argc, char **argv, bool shell)
 	}
 	/* The site configuration, then the host pieces that build on it. */
 	if (cli_site_setup(&plan, config, &conf, &host) < 0 ||
-	    cli_mpi_setup(&plan, mpi, &conf, &host) < 0)
+	    cli_mpi_setup(&plan, mpi, &conf, &host) < 0) {
+		free(devices);
 		return HUSK_EXIT_FAILURE;
+	}
 	/* Placement next, the site's default unless --placement said: it binds
 	 * this process before anything starts, and its CUDA_VISIBLE_DEVICES
 	 * etc. must be in the host pieces before the GPU logic reads them. */
 	if (placement < 0)
 		placement = conf.placement && !strcmp(conf.placement, "auto");
-	if (placement && cli_placement(&plan, &host, &err) < 0)
+	if (placement && cli_placement(&plan, &host, &err) < 0) {
 		status = -1;
-	else
+	} else if (cli_gpu_setup(&plan, gpu, devices, &conf, &host) < 0) {
+		free(devices);
+		return HUSK_EXIT_FAILURE;
+	} else {
 		status = husk_run(&plan, stdout, &err);
+	}
 	if (status < 0)
 		status = cli_fail(&err);
 	cli_repeat_warnings();
+	free(devices);
 	husk_plan_free(&plan);
 	husk_host_free(&host);
 	husk_conf_free(&conf);

@@ -215,6 +215,9 @@ static int add_bind_mnt(struct husk_setup *s, const struct husk_bind *b, const c
 		return husk_err_set(err, ENOMEM, "mount list");
 	m->ro = b->ro;
 	m->optional = b->optional;
+	/* Device nodes (CDI deviceNodes bound under another name, a host
+	 * root's /dev) must stay usable, as in the default /dev mount. */
+	m->nodev = !under(m->dst, "/dev");
 	return 0;
 }
 

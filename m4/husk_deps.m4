@@ -61,6 +61,11 @@ AC_DEFUN([HUSK_CHECK_JSONC], [
   HUSK_REQUIRE_PKG([JSONC], [json-c >= 0.15], [libjson-c-dev], [json-c])
 ])
 
+dnl CDI specs (Container Device Interface) are usually YAML.
+AC_DEFUN([HUSK_CHECK_YAML], [
+  HUSK_REQUIRE_PKG([YAML], [yaml-0.1 >= 0.2], [libyaml-dev], [libyaml])
+])
+
 dnl SHA-256 of images in husk run (uses the CPU's SHA extensions; cheap to load).
 AC_DEFUN([HUSK_CHECK_NETTLE], [
   HUSK_REQUIRE_PKG([NETTLE], [nettle >= 3.4], [nettle-dev], [nettle])

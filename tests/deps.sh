@@ -11,7 +11,7 @@
 set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
       libsquashfuse-dev libfuse3-dev fuse3 libcap-dev libhwloc-dev uuid-dev libdeflate-dev
-      libarchive-dev libjson-c-dev libssl-dev nettle-dev
+      libarchive-dev libjson-c-dev libyaml-dev libssl-dev nettle-dev
       squashfs-tools busybox-static util-linux procps umoci skopeo jq
       mmdebstrap uidmap openmpi-bin hwloc"
 if [ "$(id -u)" -ne 0 ]; then
