@@ -126,6 +126,10 @@ int husk_kill_descendants(int proc_fd, pid_t root, int sig);
 void husk_kill_all_and_reap(int proc_fd);
 int husk_signals_forwarded(int *sigs, int max);
 
+/* launcher.c: the host directories a launcher's task must see (PMIx
+ * rendezvous), normalised and malloc'ed into out; returns how many, or -1. */
+int husk_launcher_dirs(char **out, int max);
+
 /* sigrelay.c: the top process relays signals to the supervisor through a
  * pipe; a signal whose sender also signalled the command itself (the
  * terminal, Slurm's slurmstepd) reaches the command once. */

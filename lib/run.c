@@ -155,6 +155,25 @@ static int add_name_service(struct husk_setup *s, struct husk_err *err)
 	return 0;
 }
 
+/* The launcher's rendezvous directories (PMIx; launcher.c), where they exist. */
+static int add_launcher_dirs(struct husk_setup *s, struct husk_err *err)
+{
+	char *dirs[4];
+	int n = husk_launcher_dirs(dirs, 4), bad = 0;
+
+	if (n < 0)
+		return husk_err_set(err, ENOMEM, "mount list");
+	for (int i = 0; i < n; i++) {
+		struct husk_mnt *m = bad ? NULL : add_mnt(s, dirs[i], dirs[i], "PMIx");
+		if (m)
+			m->optional = true;
+		else
+			bad = 1;
+		free(dirs[i]);
+	}
+	return bad ? husk_err_set(err, ENOMEM, "mount list") : 0;
+}
+
 static int build_mounts(struct husk_setup *s, struct husk_err *err)
 {
 	struct husk_plan *p = s->plan;
@@ -197,6 +216,8 @@ static int build_mounts(struct husk_setup *s, struct husk_err *err)
 	if (!(m = add_mnt(s, "group", "/etc/group", "generated")))
 		return husk_err_set(err, ENOMEM, "mount list");
 	m->ro = m->generated = true;
+	if (add_launcher_dirs(s, err) < 0)
+		return -1;
 	for (size_t i = 0; i < p->n_binds; i++) {
 		struct stat st;
 		if (stat(p->binds[i].src, &st) < 0) {
