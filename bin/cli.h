@@ -28,6 +28,9 @@ void help_verify(void);
 int cmd_run(int argc, char **argv, bool shell);
 void help_run(bool shell);
 
+/* spank_task.c: a task started by the Slurm plugin (HUSK_SPANK_ARGV). */
+int cmd_spank_task(int argc, char **argv, const char *spec);
+
 /* cmd_doctor.c */
 int cmd_doctor(int argc, char **argv);
 void help_doctor(void);
