@@ -327,6 +327,19 @@ int slurm_spank_local_user_init(spank_t sp, int ac, char **av)
 		words[n++] = p;
 	if (n <= (size_t)argc)
 		return 0;
+	/* --multi-prog: each task's argv comes from the configuration file,
+	 * past the plugin's reach; refuse rather than run on the host. The
+	 * job's argv is then the file's name and its text, which is not on
+	 * srun's command line: the option is among the words before the last
+	 * argc - 1. */
+	for (size_t i = 1; i <= n - (size_t)argc; i++) {
+		size_t wl = strcspn(words[i], "=");
+		if (wl >= 4 && !strncmp(words[i], "--multi-prog", wl)) {
+			slurm_error("husk: --husk-image does not work with --multi-prog; write "
+				"'husk run IMAGE -- PROGRAM ...' in the configuration file instead");
+			return -1;
+		}
+	}
 	/* The tail must be exactly the job's arguments (heterogeneous steps and
 	 * --multi-prog do not have this shape: leave them alone). */
 	for (int i = 1; i < argc; i++)
