@@ -295,6 +295,18 @@ static bool wanted(void)
 	return opt.image && strcmp(opt.image, "none") != 0;
 }
 
+/* In slurmstepd: does this step run in the image? The batch script and the
+ * job's extern and interactive steps stay on the host: the option applies
+ * to the job's steps (srun within the script inherits it from sbatch). */
+static bool containerised(spank_t sp)
+{
+	uint32_t step = 0;
+
+	return wanted() && spank_get_item(sp, S_JOB_STEPID, &step) == ESPANK_SUCCESS &&
+		step != SLURM_BATCH_SCRIPT && step != SLURM_EXTERN_CONT &&
+		step != SLURM_INTERACTIVE_STEP;
+}
+
 /* ---- srun: remember the command as typed ------------------------------------
  * srun replaces a bare command name with the path where the submit host's
  * PATH finds it (`hostname` becomes /usr/bin/hostname), which need not be
@@ -361,10 +373,9 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 	int fd, cur;
 	ssize_t n;
 
-	(void)sp;
 	(void)ac;
 	(void)av;
-	if (!wanted())
+	if (!containerised(sp))
 		return 0;
 	/* slurmstepd protects itself with -1000; its tasks must be killable like
 	 * any process. Only ever raise: a site may already have set more. */
@@ -678,18 +689,10 @@ static int prepare(struct task *t)
 int slurm_spank_task_init(spank_t sp, int ac, char **av)
 {
 	struct task t = { .sp = sp };
-	uint32_t step = 0;
 
 	(void)ac;
 	(void)av;
-	if (!wanted())
-		return 0;
-	/* The batch script and the job's extern and interactive steps stay on
-	 * the host: the option applies to the job's steps (srun within the
-	 * script inherits it from sbatch). */
-	if (spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS ||
-	    step == SLURM_BATCH_SCRIPT || step == SLURM_EXTERN_CONT ||
-	    step == SLURM_INTERACTIVE_STEP)
+	if (!containerised(sp))
 		return 0;
 	if (gethostname(t.node, sizeof(t.node) - 1) < 0)
 		strcpy(t.node, "?");
