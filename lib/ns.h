@@ -126,4 +126,30 @@ int husk_kill_descendants(int proc_fd, pid_t root, int sig);
 void husk_kill_all_and_reap(int proc_fd);
 int husk_signals_forwarded(int *sigs, int max);
 
+/* launcher.c: the host directories a launcher's task must see (PMIx
+ * rendezvous), normalised and malloc'ed into out; returns how many, or -1. */
+int husk_launcher_dirs(char **out, int max);
+
+/* sigrelay.c: the top process relays signals to the supervisor through a
+ * pipe; a signal whose sender also signalled the command itself (the
+ * terminal, Slurm's slurmstepd) reaches the command once. */
+#define HUSK_NSIG 65
+struct husk_relay {
+	int sig;
+	pid_t origin;   /* a slurmstepd above us that sent it, or 0 */
+};
+struct husk_relay_state {
+	pid_t direct[HUSK_NSIG], pend[HUSK_NSIG];
+	double direct_t[HUSK_NSIG], pend_t[HUSK_NSIG];
+};
+bool husk_signal_from_terminal(const siginfo_t *si);
+int husk_relay_send(int fd, const siginfo_t *si);
+void husk_relay_init(struct husk_relay_state *st);
+/* The supervisor got sig from another process than the top one. */
+void husk_relay_direct(struct husk_relay_state *st, int sig, pid_t from, double now);
+/* A relayed signal: returns the signal to pass on now, or 0. */
+int husk_relay_received(struct husk_relay_state *st, const struct husk_relay *m, double now);
+/* A signal whose wait is over (0: none), and the next wait in *timeout_ms. */
+int husk_relay_due(struct husk_relay_state *st, double now, int *timeout_ms);
+
 #endif

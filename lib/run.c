@@ -155,6 +155,25 @@ static int add_name_service(struct husk_setup *s, struct husk_err *err)
 	return 0;
 }
 
+/* The launcher's rendezvous directories (PMIx; launcher.c), where they exist. */
+static int add_launcher_dirs(struct husk_setup *s, struct husk_err *err)
+{
+	char *dirs[4];
+	int n = husk_launcher_dirs(dirs, 4), bad = 0;
+
+	if (n < 0)
+		return husk_err_set(err, ENOMEM, "mount list");
+	for (int i = 0; i < n; i++) {
+		struct husk_mnt *m = bad ? NULL : add_mnt(s, dirs[i], dirs[i], "PMIx");
+		if (m)
+			m->optional = true;
+		else
+			bad = 1;
+		free(dirs[i]);
+	}
+	return bad ? husk_err_set(err, ENOMEM, "mount list") : 0;
+}
+
 static int build_mounts(struct husk_setup *s, struct husk_err *err)
 {
 	struct husk_plan *p = s->plan;
@@ -197,6 +216,8 @@ static int build_mounts(struct husk_setup *s, struct husk_err *err)
 	if (!(m = add_mnt(s, "group", "/etc/group", "generated")))
 		return husk_err_set(err, ENOMEM, "mount list");
 	m->ro = m->generated = true;
+	if (add_launcher_dirs(s, err) < 0)
+		return -1;
 	for (size_t i = 0; i < p->n_binds; i++) {
 		struct stat st;
 		if (stat(p->binds[i].src, &st) < 0) {
@@ -588,7 +609,10 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 	double deadline = 0;
 	struct child_report rep;
 	size_t got = 0;
+	struct husk_relay_state relay;
+	int sig;
 
+	husk_relay_init(&relay);
 	if (sfd < 0)
 		return husk_err_set(err, errno, "signalfd");
 	for (;;) {
@@ -635,12 +659,20 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 				timeout = left > 0 ? (int)left + 1 : 0;
 			}
 		}
+		if ((sig = husk_relay_due(&relay, husk_now_ms(), &timeout)) && !cmd_done)
+			kill(cmd, sig);
 		if (poll(pfd, 4, timeout) < 0 && errno != EINTR)
 			return husk_err_set(err, errno, "poll");
 		if (pfd[1].revents) {
-			/* The top husk process is gone (killed): take everything down. */
-			husk_kill_all_and_reap(s->proc_fd);
-			_exit(137);
+			/* What the top process relays; end of file when it is gone
+			 * (killed): then take everything down. */
+			struct husk_relay m;
+			if (read(death_fd, &m, sizeof(m)) != (ssize_t)sizeof(m)) {
+				husk_kill_all_and_reap(s->proc_fd);
+				_exit(137);
+			}
+			if ((sig = husk_relay_received(&relay, &m, husk_now_ms())) && !cmd_done)
+				kill(cmd, sig);
 		}
 		if (pfd[2].revents)
 			read_report(report_fd, &rep, &got, &have_report, &report_eof);
@@ -658,11 +690,12 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-				/* Only what the top process relays: a signal sent to the
-				 * whole process group or by the terminal reached the
-				 * command directly already. */
-				if (si.ssi_signo != SIGCHLD && !cmd_done && (pid_t)si.ssi_pid == getppid())
-					kill(cmd, (int)si.ssi_signo);
+				/* Only what the top process relays is passed on (through
+				 * the pipe); a signal sent to us directly tells whether
+				 * its sender signalled the whole tree (sigrelay.c). */
+				if (si.ssi_signo != SIGCHLD)
+					husk_relay_direct(&relay, (int)si.ssi_signo, (pid_t)si.ssi_pid,
+						husk_now_ms());
 			}
 		}
 		if (reap(cmd, &cmd_status)) {
@@ -744,7 +777,7 @@ static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *
 
 /* ---- the top process ---------------------------------------------- */
 
-static int top_main(struct husk_setup *s, pid_t sup, struct husk_err *err)
+static int top_main(struct husk_setup *s, pid_t sup, int relay_fd, struct husk_err *err)
 {
 	sigset_t set;
 	int sigs[32], n = husk_signals_forwarded(sigs, 32);
@@ -763,10 +796,11 @@ static int top_main(struct husk_setup *s, pid_t sup, struct husk_err *err)
 			return husk_err_set(err, errno, "sigwaitinfo");
 		}
 		if (si.si_signo != SIGCHLD) {
-			/* Signals from the terminal (SI_KERNEL) went to the whole
-			 * foreground process group, the command included. */
-			if (!sup_done && si.si_code != SI_KERNEL)
-				kill(sup, si.si_signo);
+			/* Signals from the terminal went to the whole foreground
+			 * process group, the command included; the supervisor sorts
+			 * out those of a slurmstepd (sigrelay.c). */
+			if (!sup_done && !husk_signal_from_terminal(&si))
+				husk_relay_send(relay_fd, &si);
 			continue;
 		}
 		if (reap(sup, &status)) {
@@ -840,7 +874,9 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 		return ret;
 	}
 	close(death[0]);
-	ret = top_main(&s, sup, err);
+	/* never block on a supervisor that stopped reading */
+	fcntl(death[1], F_SETFL, O_NONBLOCK);
+	ret = top_main(&s, sup, death[1], err);
 	close(death[1]);
 	sigprocmask(SIG_SETMASK, &s.old_mask, NULL);
 	setup_free(&s);

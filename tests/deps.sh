@@ -6,14 +6,17 @@
 # (and skopeo, for Docker archives) to make OCI image layouts for the husk
 # build tests, mmdebstrap and uidmap for FROM debian:SUITE (unprivileged
 # Debian bootstraps), jq to read the JSON of husk inspect --json and of
-# provenance records, openmpi-bin for the host mpirun of the MPI tests,
-# libslurm-dev (slurm/spank.h) for the Slurm plugin spank_husk.so.
+# provenance records, openmpi-bin for the host mpirun of the MPI tests;
+# slurmctld, slurmd, slurm-client and munge for the test clusters of
+# tests/slurm/cluster, iproute2 for their namespaced network; libslurm-dev
+# (slurm/spank.h) for the Slurm plugin spank_husk.so.
 set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
       libsquashfuse-dev libfuse3-dev fuse3 libcap-dev libhwloc-dev uuid-dev libdeflate-dev
       libarchive-dev libjson-c-dev libssl-dev nettle-dev
       squashfs-tools busybox-static util-linux procps umoci skopeo jq
-      mmdebstrap uidmap openmpi-bin libslurm-dev"
+      mmdebstrap uidmap openmpi-bin slurmctld slurmd slurm-client munge iproute2
+      libslurm-dev"
 if [ "$(id -u)" -ne 0 ]; then
 	echo "tests/deps.sh: run as root (it installs Debian packages): sudo $0" >&2
 	exit 1

@@ -8,6 +8,20 @@
 #   once by tests/run when a selected file has a line `# needs: mpi-image`
 #   (empty when that build failed: such files then fail, not skip).
 #
+# Slurm: a file with a line `# needs: slurm` gets a one-node cluster
+# (tests/slurm/cluster, started once by tests/run as root), a file with
+# `# needs: slurm-2n` a two-node one (nodes n1 and n2, each slurmd in its own
+# network and UTS namespace).  Such a file gets SLURM_CONF (srun, sbatch,
+# squeue, scontrol, scancel just work) and SLURM_DIR, the cluster's
+# directory: DIR/pids ("NAME PID" of each daemon and namespace holder),
+# DIR/logs/*.log, DIR/NODE/{spool,tmp} (slurmd's spool and the node's TmpFS),
+# DIR/plugstack.d (owned by the test user: a SPANK plugin line dropped there
+# applies from the next srun).  A two-node file runs in the controller's
+# network namespace (tests/run enters it with nsenter before dropping to the
+# test user): only the cluster's addresses (10.197.0.0/24) are reachable from
+# it.  Files that need a cluster are skipped when tests/run is not root, and
+# fail when the cluster did not start.
+#
 # Output protocol, one line per test case:
 #   ok - NAME | not ok - NAME | skip - NAME (reason)
 # with diagnostic lines starting with '#'.
