@@ -46,6 +46,9 @@ int cli_mpi_setup(struct husk_plan *plan, const char *mpi, const struct husk_con
 int cli_gpu_setup(struct husk_plan *plan, const char *gpu, char **devices,
 	const struct husk_conf *conf, struct husk_host *host);
 
+/* spank_task.c: a task started by the Slurm plugin (HUSK_SPANK_ARGV). */
+int cmd_spank_task(int argc, char **argv, const char *spec);
+
 /* cmd_doctor.c */
 int cmd_doctor(int argc, char **argv);
 void help_doctor(void);

@@ -63,7 +63,11 @@ static int exec_build(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
+	const char *spank = getenv("HUSK_SPANK_ARGV");
 
+	/* A task of a Slurm step started with --husk-image (spank_task.c). */
+	if (spank && *spank)
+		return cmd_spank_task(argc, argv, spank);
 	if (!cmd) {
 		usage(stderr);
 		return HUSK_EXIT_FAILURE;

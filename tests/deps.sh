@@ -9,13 +9,15 @@
 # provenance records, openmpi-bin for the host mpirun of the MPI tests,
 # hwloc (lstopo) to write the fake topologies of the placement tests;
 # slurmctld, slurmd, slurm-client and munge for the test clusters of
-# tests/slurm/cluster, iproute2 for their namespaced network.
+# tests/slurm/cluster, iproute2 for their namespaced network; libslurm-dev
+# (slurm/spank.h) for the Slurm plugin spank_husk.so.
 set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
       libsquashfuse-dev libfuse3-dev fuse3 libcap-dev libhwloc-dev uuid-dev libdeflate-dev
       libarchive-dev libjson-c-dev libyaml-dev libssl-dev nettle-dev
       squashfs-tools busybox-static util-linux procps umoci skopeo jq
-      mmdebstrap uidmap openmpi-bin hwloc slurmctld slurmd slurm-client munge iproute2"
+      mmdebstrap uidmap openmpi-bin hwloc slurmctld slurmd slurm-client munge iproute2
+      libslurm-dev"
 if [ "$(id -u)" -ne 0 ]; then
 	echo "tests/deps.sh: run as root (it installs Debian packages): sudo $0" >&2
 	exit 1
