@@ -222,7 +222,10 @@ int cmd_run(int argc, char **argv, bool shell)
 		/* None: the image's entrypoint and cmd, decided once it is open. */
 		plan.argv = optind < argc ? &argv[optind] : NULL;
 	}
-	/* The site configuration, then the host pieces that build on it. */
+	/* The site configuration, then the host pieces that build on it: options
+	 * such as --mpi, --gpu and --placement take their defaults from conf
+	 * (conf.mpi, conf.gpu, conf.placement, conf's profiles) and add to host
+	 * here, before husk_run. */
 	if (cli_site_setup(&plan, config, &conf, &host) < 0)
 		return HUSK_EXIT_FAILURE;
 	status = husk_run(&plan, stdout, &err);
