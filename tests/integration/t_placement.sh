@@ -239,6 +239,20 @@ if [ "${#CPUS[@]}" -ge 2 ]; then
 		done
 	done
 
+	case_begin "this machine: a session server started by a placed rank serves unbound"
+	HUSK=$STAGE/husk-2cpus OMPI_COMM_WORLD_LOCAL_RANK=0 OMPI_COMM_WORLD_LOCAL_SIZE=2 \
+		run_husk run --placement=auto --join "placement-$$" "$IMG" -- /bin/sh -c '
+		grep Cpus_allowed_list /proc/self/status
+		for d in /proc/[0-9]*; do
+			[ "$(cat $d/comm 2>/dev/null)" = husk-session ] || continue
+			awk -v u="$(id -u)" "/^Uid:/ { ok = \$2 == u } /^Cpus_allowed_list:/ { c = \$2 }
+				END { if (ok) print \"server \" c }" $d/status
+		done'
+	want_status 0
+	want_re "^Cpus_allowed_list:[[:space:]]+$c0\$"
+	want_re "^server ($c0,$c1|$c0-$c1)\$"
+	case_end
+
 	case_begin "this machine: the cpuset already given is respected (1 CPU, 2 ranks)"
 	for r in 0 1; do
 		HUSK=$STAGE/husk-1cpu OMPI_COMM_WORLD_LOCAL_RANK=$r OMPI_COMM_WORLD_LOCAL_SIZE=2 \
