@@ -26,10 +26,6 @@ hide = /dev/zero
 EOF
 echo "OVERRIDE_ME=from-env-file" >"$STAGE/envfile"
 
-if [ -e "$(dirname "$(dirname "$HUSK")")/etc/husk/husk.conf" ]; then
-	diag "note: a system husk.conf exists; these cases need it to allow user files"
-fi
-
 for kind in $KINDS; do
 	img=$(img_of "$kind")
 
@@ -106,8 +102,9 @@ if command -v jq >/dev/null; then
 	run_husk run --provenance "$P" --config "$CONF" "$IMG_SQFS" -- true
 	want_status 0
 	rec=$(tail -n 1 "$P")
-	want_true "no config item in .host: $rec" jq_ok --arg c "$CONF" \
-		'.host | any(.what == "config" and .name == $c)' <<<"$rec"
+	want_true "no config item in .host_pieces: $rec" jq_ok --arg c "$CONF" \
+		'.host_pieces | any(.what == "config" and .name == $c)' <<<"$rec"
+	want_true "the host name is not .host: $rec" jq_ok --arg h "$(hostname)" '.host == $h' <<<"$rec"
 	want_true "no /dev/zero in .hidden: $rec" jq_ok '.hidden == ["/dev/zero"]' <<<"$rec"
 	want_true "no site bind in .binds: $rec" jq_ok --arg s "$SITE" \
 		'.binds | any(.src == $s and .dst == "/site" and .ro and .why == "husk.conf")' <<<"$rec"

@@ -184,7 +184,7 @@ HWLOC_XMLFILE=$XML PMIX_LOCAL_RANK=2 PMIX_LOCAL_SIZE=4 \
 	run_husk run --placement=auto --provenance "$STAGE/prov.jsonl" "$IMG" -- /bin/true
 want_status 0
 want_true "a host item 'placement' with the rank's summary" \
-	jqt '[.host[] | select(.what == "placement")] == [{"what": "placement",
+	jqt '[.host_pieces[] | select(.what == "placement")] == [{"what": "placement",
 		"name": "rank 2/4: cpus 16-23, mem node 2, gpu 3, nic mlx5_1 (not bound)",
 		"detail": ("local rank from PMIx; not bound: the topology is HWLOC_XMLFILE=\u0027" +
 			$xml + "\u0027, not this machine\u0027s")}]' --arg xml "$XML" "$STAGE/prov.jsonl"
