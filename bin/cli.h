@@ -58,8 +58,10 @@ int cmd_build(int argc, char **argv);
 void help_build(void);
 
 /* place_cli.c: --placement=auto (decide, bind this process, put the
- * variables and a "placement" item in host) and `husk topology` (runs the
- * husk-place helper, which alone links hwloc). */
+ * variables and a "placement" item in host, and the visible-devices
+ * variables in this process's environment too, where --gpu reads them: call
+ * it before the GPU logic) and `husk topology` (runs the husk-place helper,
+ * which alone links hwloc). */
 int cli_placement(struct husk_plan *plan, struct husk_host *host, struct husk_err *err);
 int cli_exec_topology(int argc, char **argv);
 

@@ -101,9 +101,16 @@ int cli_placement(struct husk_plan *plan, struct husk_host *host, struct husk_er
 		goto out;
 	}
 	for (size_t i = 0; i < p.env.n; i++) {
-		const char *nv = p.env.vars[i];
+		const char *nv = p.env.vars[i], *eq = strchr(nv, '=');
+		char name[64];
 		int rc = strncmp(nv, "HUSK_PLACEMENT=", 15) ? husk_env_put(&host->env, nv) :
 			husk_env_set(&host->env, "HUSK_PLACEMENT", summary);
+		/* The GPU logic reads the launch's own environment (bin/gpu.c:
+		 * envp = environ) to decide which device nodes appear: it must see
+		 * the narrowed CUDA_VISIBLE_DEVICES / ROCR_VISIBLE_DEVICES too. */
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - nv), nv);
+		if (rc == 0 && strcmp(name, "HUSK_PLACEMENT"))
+			rc = setenv(name, eq + 1, 1);
 		if (rc < 0) {
 			husk_err_set(err, ENOMEM, "placement");
 			goto out;

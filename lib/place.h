@@ -67,6 +67,10 @@ HUSK_API int husk_placement_query(const char *helper, const struct husk_local *l
  * sched_setaffinity, memory with set_mempolicy(MPOL_BIND) on the share's
  * NUMA nodes. Does nothing when !p->apply. */
 HUSK_API int husk_placement_apply(const struct husk_placement *p, struct husk_err *err);
+/* Give the calling process back the CPUs and memory policy it had before
+ * husk_placement_apply (nothing if it was not called): for a session
+ * server, which serves every rank of the node. */
+HUSK_API void husk_placement_unbind(void);
 
 /* A "0-3,8" list into a bit array of `bits` bits (unsigned long words);
  * -1 on a malformed list or a number >= bits. */

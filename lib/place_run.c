@@ -260,6 +260,20 @@ int husk_cpulist_parse(const char *list, unsigned long *mask, size_t bits)
 #define MAX_CPUS 8192
 #define MAX_NODES 1024
 
+/* The affinity this process had before placement bound it, for the one
+ * process husk starts that serves every rank: a session server must not
+ * stay on the first rank's share and memory (husk_placement_unbind). A
+ * process-wide value, because the server is forked deep inside husk_run. */
+static cpu_set_t *before;
+
+void husk_placement_unbind(void)
+{
+	if (!before)
+		return;
+	sched_setaffinity(0, CPU_ALLOC_SIZE(MAX_CPUS), before);
+	syscall(SYS_set_mempolicy, MPOL_DEFAULT, NULL, 0UL);
+}
+
 int husk_placement_apply(const struct husk_placement *p, struct husk_err *err)
 {
 	unsigned long nodes[MAX_NODES / (8 * sizeof(unsigned long))];
@@ -275,6 +289,11 @@ int husk_placement_apply(const struct husk_placement *p, struct husk_err *err)
 		CPU_FREE(set);
 		return husk_err_set(err, 0, "placement: CPU list '%s' from husk-place is malformed",
 			p->cpus);
+	}
+	if (!before && (before = CPU_ALLOC(MAX_CPUS)) &&
+	    sched_getaffinity(0, setsize, before) < 0) {
+		CPU_FREE(before);
+		before = NULL;
 	}
 	if (sched_setaffinity(0, setsize, set) < 0) {
 		int e = errno;

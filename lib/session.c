@@ -24,6 +24,7 @@
  * without any member. */
 #include "husk_config.h"
 #include "husk.h"
+#include "place.h"
 #include "ns.h"
 #include "sqfs.h"
 #include "util.h"
@@ -276,6 +277,8 @@ static void server_main(struct husk_setup *s, int rep)
 	struct rlimit rl;
 
 	setsid();
+	/* It serves every rank: not on the first one's share (--placement). */
+	husk_placement_unbind();
 	/* One fd per member: many ranks may join. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
