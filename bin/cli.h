@@ -40,6 +40,10 @@ int cli_site_setup(struct husk_plan *plan, const char *config, struct husk_conf 
  * and returns -1. */
 int cli_gpu_setup(struct husk_plan *plan, const char *gpu, char **devices,
 	const struct husk_conf *conf, struct husk_host *host);
+/* mpi.c: --mpi=host|container (mpi: the option's value or NULL); fills
+ * host; prints the error and returns -1. */
+int cli_mpi_setup(struct husk_plan *plan, const char *mpi, const struct husk_conf *conf,
+	struct husk_host *host);
 
 /* cmd_doctor.c */
 int cmd_doctor(int argc, char **argv);

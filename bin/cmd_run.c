@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
-	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_HELP,
+	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_MPI, OPT_HELP,
 	OPT_CONFIG, OPT_GPU, OPT_NV, OPT_ROCM, OPT_DEVICE };
 
 static const struct option run_opts[] = {
@@ -32,6 +32,7 @@ static const struct option run_opts[] = {
 	{ "nv", no_argument, NULL, OPT_NV },
 	{ "rocm", no_argument, NULL, OPT_ROCM },
 	{ "device", required_argument, NULL, OPT_DEVICE },
+	{ "mpi", required_argument, NULL, OPT_MPI },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -90,6 +91,13 @@ void help_run(bool shell)
 	       "      --nv, --rocm              --gpu=nvidia, --gpu=amd\n"
 	       "      --device VENDOR/CLASS=NAME  a CDI device (or =all) from the specs in\n"
 	       "                                /etc/cdi and /var/run/cdi; repeatable\n"
+	       "      --mpi host|container      host: replace the image's MPI by the host's (its\n"
+	       "                                libraries, plugins and tuning, bound read-only\n"
+	       "                                under /.husk-host; the image must be built against\n"
+	       "                                the same MPI ABI, with a glibc at least as new as\n"
+	       "                                the host libraries need: checked first);\n"
+	       "                                container (default): the image's own. Also\n"
+	       "                                HUSK_MPI=host, or mpi = host in husk.conf\n"
 	       "      --config FILE             use FILE instead of the site configuration\n"
 	       "                                (husk.conf), where the site allows it; also\n"
 	       "                                HUSK_CONFIG=FILE; see husk.conf(5)\n"
@@ -163,7 +171,7 @@ int cmd_run(int argc, char **argv, bool shell)
 	const char *gpu = NULL;
 	char **devices = NULL;
 	size_t n_devices = 0;
-	const char *config = NULL;
+	const char *config = NULL, *mpi = NULL;
 	struct husk_conf conf = { 0 };
 	struct husk_host host;
 
@@ -216,6 +224,7 @@ int cmd_run(int argc, char **argv, bool shell)
 			break;
 		}
 		case OPT_CONFIG: config = optarg; break;
+		case OPT_MPI: mpi = optarg; break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = true; break;
 		case OPT_HELP:
@@ -252,6 +261,7 @@ int cmd_run(int argc, char **argv, bool shell)
 	}
 	/* The site configuration, then the host pieces that build on it. */
 	if (cli_site_setup(&plan, config, &conf, &host) < 0 ||
+	    cli_mpi_setup(&plan, mpi, &conf, &host) < 0 ||
 	    cli_gpu_setup(&plan, gpu, devices, &conf, &host) < 0) {
 		free(devices);
 		return HUSK_EXIT_FAILURE;

@@ -74,6 +74,8 @@ struct closure {
 	unsigned flags;
 	struct obj *v;
 	size_t n;
+	char **from_image;           /* runtimes left to the image's copy */
+	size_t n_from_image;
 	struct husk_err *err;
 };
 
@@ -83,6 +85,19 @@ static bool strv_has(char **v, const char *s)
 		if (!strcmp(*v, s))
 			return true;
 	return false;
+}
+
+static int strv_add_copy(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 2) * sizeof(*nv));
+
+	if (!nv)
+		return -1;
+	*v = nv;
+	if (!(nv[*n] = strdup(s)))
+		return -1;
+	nv[++*n] = NULL;
+	return 0;
 }
 
 /* ---- context ----------------------------------------------------------------- */
@@ -397,6 +412,9 @@ static void closure_free(struct closure *w)
 	free(w->v);
 	w->v = NULL;
 	w->n = 0;
+	for (size_t i = 0; i < w->n_from_image; i++)
+		free(w->from_image[i]);
+	free(w->from_image);
 }
 
 /* Take ownership of src and e. */
@@ -423,8 +441,8 @@ static int closure_add(struct closure *w, enum obj_kind kind, const char *name, 
 	return 0;
 }
 
-/* A runtime library the image has and that serves what every object asking
- * for it needs: 1 (use the image's); 0 (inject the host's); -1 error. */
+/* Does the image's copy of runtime library soname define every version
+ * the host objects need from it? 1 yes, 0 no, -1 error. */
 static int image_runtime_ok(struct closure *w, const char *soname)
 {
 	char real[PATH_MAX];
@@ -432,16 +450,30 @@ static int image_runtime_ok(struct closure *w, const char *soname)
 	int r, ok = 1;
 	size_t n = strlen(soname);
 
-	if (!strv_has((char **)runtime_sonames, soname) || image_find(w->ctx, soname, real) != 0)
+	if (image_find(w->ctx, soname, real) != 0)
 		return 0;
 	if ((r = image_elf(w->ctx, real, &e, w->err)) != 0)
 		return r < 0 ? -1 : 0;
 	for (size_t i = 0; i < w->n && ok; i++)
 		for (char **v = w->v[i].elf.vneed; v && *v && ok; v++)
-			if (!strncmp(*v, soname, n) && (*v)[n] == ' ' && !strv_has(e.vdef, *v + n + 1))
+			if (!strncmp(*v, soname, n) && (*v)[n] == ' ' && !strv_has(e.vdef, *v + n + 1)) {
+				husk_info("%s: the image's %s lacks %s, which '%s' needs: the host's is "
+					"injected", w->what, soname, *v + n + 1, w->v[i].name);
 				ok = 0;
+			}
 	husk_elf_free(&e);
 	return ok;
+}
+
+/* A compiler runtime (libstdc++, ...) that the image has: the application
+ * was built with it, and a host copy older than it would break the
+ * application, so the image's is kept unless it is too old for the host
+ * objects (checked once the closure is complete). */
+static bool runtime_in_image(struct closure *w, const char *soname)
+{
+	char real[PATH_MAX];
+
+	return strv_has((char **)runtime_sonames, soname) && image_find(w->ctx, soname, real) == 0;
 }
 
 /* Resolve what object i needs, adding the host libraries to the closure. */
@@ -458,10 +490,12 @@ static int closure_deps(struct closure *w, size_t i)
 			return husk_err_set(w->err, ENOMEM, "%s", w->what);
 		if (husk_soname_is_glibc(dep) || injected(w->ctx, dep) || closure_has(w, dep))
 			continue;
-		if ((r = image_runtime_ok(w, dep)) < 0)
-			return -1;
-		if (r > 0) {
+		if (strv_has(w->from_image, dep))
+			continue;
+		if (runtime_in_image(w, dep)) {
 			husk_debug("%s: %s (needed by %s) comes from the image", w->what, dep, parent);
+			if (strv_add_copy(&w->from_image, &w->n_from_image, dep) < 0)
+				return husk_err_set(w->err, ENOMEM, "%s", w->what);
 			continue;
 		}
 		if ((r = host_find(w->ctx, dep, &real, &e)) < 0)
@@ -500,6 +534,39 @@ static int add_library(struct closure *w, const char *soname)
 			"remove it from the profile"), -1;
 	}
 	return closure_add(w, OBJ_LIB, soname, real, &e, NULL);
+}
+
+/* Walk the closure to its end; then give every runtime left to the image a
+ * last look, now that all the objects that need it are known, and inject the
+ * host's copy of those the image's cannot serve (and walk again). */
+static int closure_complete(struct closure *w)
+{
+	size_t done = 0;
+	bool again = true;
+
+	while (again) {
+		again = false;
+		for (; done < w->n; done++)
+			if (closure_deps(w, done) < 0)
+				return -1;
+		for (size_t j = 0; j < w->n_from_image; j++) {
+			int r = image_runtime_ok(w, w->from_image[j]);
+			autofree char *soname = NULL;
+			if (r < 0)
+				return -1;
+			if (r > 0)
+				continue;
+			soname = w->from_image[j];
+			memmove(&w->from_image[j], &w->from_image[j + 1],
+				(w->n_from_image - j) * sizeof(char *));
+			w->n_from_image--;
+			j--;
+			if (add_library(w, soname) < 0)
+				return -1;
+			again = true;
+		}
+	}
+	return 0;
 }
 
 /* A `library` entry: a soname, a glob over the host cache's sonames, or an
@@ -711,6 +778,29 @@ static int commit(struct closure *w, struct husk_host *h)
 	return 0;
 }
 
+/* A host path below the root; a glob takes its first match (sorted), so
+ * that a profile can name the multiarch directory with a '*'. NULL with
+ * errno ENOENT when a glob matches nothing. */
+static char *host_glob(struct husk_inject *ctx, const char *path)
+{
+	autofree char *full = host_path(ctx, path);
+	glob_t g;
+	char *r;
+
+	if (!full || !strpbrk(path, "*?["))
+		return steal_ptr(&full);
+	if (glob(full, 0, NULL, &g) != 0 || !g.gl_pathc) {
+		globfree(&g);
+		errno = ENOENT;
+		return NULL;
+	}
+	r = strdup(g.gl_pathv[0]);
+	globfree(&g);
+	if (!r)
+		errno = ENOMEM;
+	return r;
+}
+
 /* path = SRC[:DST] entries: binds (and the ELF files below, scanned). */
 struct path_entry { char *src, *dst; };
 
@@ -742,8 +832,13 @@ static int parse_paths(struct closure *w, const struct husk_profile *p, struct p
 		if (!(v = realloc(*out, (*n_out + 1) * sizeof(*v))))
 			return husk_err_set(w->err, ENOMEM, "%s", w->what);
 		*out = v;
-		v[*n_out].src = host_path(w->ctx, x);
+		v[*n_out].src = host_glob(w->ctx, x);
 		v[*n_out].dst = strdup(colon ? colon : x);
+		if (errno == ENOENT && !v[*n_out].src) {
+			husk_info("%s: path '%s' matches nothing on this host; skipped", w->what, x);
+			free(v[*n_out].dst);
+			continue;
+		}
 		if (!v[*n_out].src || !v[*n_out].dst)
 			return husk_err_set(w->err, ENOMEM, "%s", w->what);
 		if (stat(v[*n_out].src, &st) < 0) {
@@ -777,9 +872,8 @@ static int inject(struct husk_inject *ctx, struct husk_host *h, const struct hus
 			goto out;
 	if (parse_paths(&w, p, &paths, &n_paths) < 0)
 		goto out;
-	for (size_t i = 0; i < w.n; i++)
-		if (closure_deps(&w, i) < 0)
-			goto out;
+	if (closure_complete(&w) < 0)
+		goto out;
 	if (check_glibc(&w) < 0 || commit(&w, h) < 0)
 		goto out;
 	for (size_t i = 0; i < n_paths; i++)

@@ -260,6 +260,16 @@ static void host_tree(void)
 	lib(fmt("%s/fakempi/plugins", dir), "mca_fake.so", "mca_fake.so",
 		"#include <stddef.h>\nsize_t plug(const char *);\nsize_t f(void) { return plug(\"a\"); }\n",
 		fmt("-L'%s' -lplug", dir));
+	/* A compiler runtime (libatomic's soname) whose host copy defines
+	 * ATOM_1.0 and ATOM_2.0; libuse1 needs ATOM_1.0, libuse2 ATOM_2.0. */
+	put(fmt("%s/atom.map", base), "ATOM_1.0 { global: a1; };\nATOM_2.0 { global: a2; } ATOM_1.0;\n");
+	lib(dir, "libatomic.so.1.2.0", "libatomic.so.1", "int a1, a2;\n",
+		fmt("-Wl,--version-script='%s/atom.map'", base));
+	sh("ln -sf libatomic.so.1.2.0 '%s/libatomic.so'", dir);
+	lib(dir, "libuse1.so.1.0", "libuse1.so.1", "extern int a1;\nint u1(void) { return a1; }\n",
+		"-latomic");
+	lib(dir, "libuse2.so.1.0", "libuse2.so.1", "extern int a2;\nint u2(void) { return a2; }\n",
+		"-latomic");
 	put(fmt("%s/src.c", base), "#include <stddef.h>\nsize_t old(const char *);\n"
 		"int main(void) { return (int)old(\"\"); }\n");
 	sh("cc -o '%s/usr/bin/fakeinfo' '%s/src.c' -L'%s' -lold", root, base, dir);
@@ -310,7 +320,8 @@ static void test_profiles(void)
 	char *mid[] = { "libmid.so.1", NULL }, *old[] = { "libold.so.1", NULL };
 	char *nw[] = { "libnew.so.1", NULL }, *absent[] = { "libabsent.so.3", NULL };
 	char *glob[] = { "libmi?.so.*", NULL }, *prog[] = { "fakeinfo", NULL };
-	char *paths[] = { "${libdir:libfakempi.so.40}/fakempi:/.husk-host/fakempi", NULL };
+	char *use1[] = { "libuse1.so.1", NULL }, *use2[] = { "libuse2.so.1", NULL };
+	char *paths[] = { "/usr/lib/*/fakempi:/.husk-host/fakempi", "/nowhere/*:/x", NULL };
 	char *env[] = { "FAKE_PLUGINS=${libdir:libfakempi.so.40}/fakempi/plugins", NULL };
 	struct husk_profile p = { .name = "test", .kind = HUSK_PROFILE_GPU, .libraries = mid,
 		.file = "test.conf", .line = 1 };
@@ -392,14 +403,32 @@ static void test_profiles(void)
 	p.programs = NULL;
 	p.paths = paths;
 	p.env = env;
-	CHECK("a path entry with ${libdir:...}: the tree bound", try_profile("img236", &p, 0, &h,
-		&err) == 0 && has_bind(&h, "/.husk-host/fakempi", "/usr/lib/x86_64-linux-gnu/fakempi"));
+	CHECK("a path entry with a glob: the tree bound, one matching nothing skipped", try_profile("img236", &p, 0, &h,
+		&err) == 0 && has_bind(&h, "/.husk-host/fakempi", "/usr/lib/x86_64-linux-gnu/fakempi") &&
+		!has_bind(&h, "/x", ""));
 	CHECK("  the libraries its plugins need are injected",
 		has_bind(&h, "/.husk-host/lib/libplug.so.1", "libplug.so.1.0"));
 	CHECK("  the plugins themselves are not bound one by one",
 		!has_bind(&h, "/.husk-host/lib/mca_fake.so", ""));
 	CHECK_STR("  env with ${libdir:...}", husk_env_get(&h.env, "FAKE_PLUGINS"),
 		"/usr/lib/x86_64-linux-gnu/fakempi/plugins");
+	husk_host_free(&h);
+
+	p.paths = NULL;
+	p.env = NULL;
+	p.libraries = use1;
+	CHECK("a runtime the image has and that serves the host library: the image's is kept",
+		try_profile("img236", &p, 0, &h, &err) == 0 && has_bind(&h,
+		"/.husk-host/lib/libuse1.so.1", "libuse1.so.1.0") && h.n_binds == 1);
+	husk_host_free(&h);
+	p.libraries = use2;
+	CHECK("a runtime the image has but too old for the host library: the host's is injected",
+		try_profile("img236", &p, 0, &h, &err) == 0 && has_bind(&h,
+		"/.husk-host/lib/libatomic.so.1", "libatomic.so.1.2.0") && h.n_binds == 2);
+	husk_host_free(&h);
+	p.libraries = use1;
+	CHECK("a runtime the image lacks: the host's is injected", try_profile("img217", &p, 0,
+		&h, &err) == 0 && has_bind(&h, "/.husk-host/lib/libatomic.so.1", "libatomic.so.1.2.0"));
 	husk_host_free(&h);
 
 	/* SquashFS images: /lib is a symlink read through husk's reader. */
@@ -493,6 +522,11 @@ int main(void)
 	host_tree();
 	test_host_tree();
 	image("img236", "2.36", NULL, NULL, 0);
+	/* img236's own libatomic.so.1 defines ATOM_1.0 only. */
+	put(fmt("%s/atom1.map", base), "ATOM_1.0 { global: a1; };\n");
+	lib(fmt("%s/img236/usr/lib/x86_64-linux-gnu", base), "libatomic.so.1", "libatomic.so.1",
+		"int a1;\n", fmt("-nostdlib -Wl,--version-script='%s/atom1.map'", base));
+	sh("unshare -r /sbin/ldconfig -r '%s/img236' 2>&1", base);
 	image("img217", "2.17", NULL, NULL, 0);
 	image("img217nocache", "2.17", NULL, NULL, 1);
 	image("img234nocache", "2.34", NULL, NULL, 1);
