@@ -144,6 +144,26 @@ want_line "fake nvidia-smi: CUDA_VISIBLE_DEVICES="
 want_line "read-only"
 case_end
 
+case_begin "a site gpu profile replaces the built-in list (its libraries, programs, paths, env)"
+mkdir -p "$ROOT/etc/OpenCL/vendors"
+echo "libcuda.so.1" >"$ROOT/etc/OpenCL/vendors/nvidia.icd"
+cat >"$STAGE/site.conf" <<'EOF2'
+[profile nvidia]
+kind = gpu
+flavour = nvidia
+library = libcuda.so.1
+path = /etc/OpenCL/vendors/nvidia.icd
+env = NVIDIA_DRIVER_FROM=site-profile
+EOF2
+run_husk run --config "$STAGE/site.conf" --nv "$GIMG" -- /bin/sh -c \
+	'cudacheck; cat /etc/OpenCL/vendors/nvidia.icd; echo FROM=$NVIDIA_DRIVER_FROM; ls /.husk-host'
+want_status 0
+want_line "cuInit=42"
+want_line "libcuda.so.1"
+want_line "FROM=site-profile"
+want_no_line "bin"
+case_end
+
 case_begin "--nv on an image without glibc: refused, the host's libcuda cannot run there"
 run_husk run --nv "$IMG_SQFS" -- /bin/true
 want_status 125
