@@ -214,7 +214,7 @@ case_begin "the provenance record names the visible GPU, the hidden ones and the
 CUDA_VISIBLE_DEVICES=2 run_husk run --gpu --device example.com/fpga=f0 --provenance "$STAGE/prov.json" \
 	"$IMG_SQFS" -- /bin/true
 want_status 0
-jq -r '.host[] | "\(.what) \(.name)"' "$STAGE/prov.json" >"$STAGE/prov.items" 2>&1 ||
+jq -r '.host_pieces[] | "\(.what) \(.name)"' "$STAGE/prov.json" >"$STAGE/prov.items" 2>&1 ||
 	case_fail "jq failed: $(cat "$STAGE/prov.items")"
 jq -r '.hidden[]' "$STAGE/prov.json" >"$STAGE/prov.hidden" 2>&1
 want_line "gpu /dev/nvidia3" "$STAGE/prov.items"
