@@ -164,6 +164,20 @@ want_line "FROM=site-profile"
 want_no_line "bin"
 case_end
 
+case_begin "gpu = auto in husk.conf: GPUs without --gpu; --gpu=none turns it off"
+printf '[run]\ngpu = auto\n' >"$STAGE/auto.conf"
+CUDA_VISIBLE_DEVICES=1 run_husk run --config "$STAGE/auto.conf" "$IMG_SQFS" -- /bin/sh -c \
+	"$READ_GPUS; echo CUDA=\$CUDA_VISIBLE_DEVICES"
+want_status 0
+want_line "fake nvidia1"
+want_no_re '^fake nvidia[023]$'
+want_line "CUDA=0"
+CUDA_VISIBLE_DEVICES=1 run_husk run --config "$STAGE/auto.conf" --gpu=none "$IMG_SQFS" -- /bin/sh -c \
+	'echo CUDA=$CUDA_VISIBLE_DEVICES'
+want_status 0
+want_line "CUDA=1"
+case_end
+
 case_begin "--nv on an image without glibc: refused, the host's libcuda cannot run there"
 run_husk run --nv "$IMG_SQFS" -- /bin/true
 want_status 125
