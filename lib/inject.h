@@ -100,7 +100,9 @@ enum {
 };
 /* Inject what profile p lists: its library, program, path and env entries
  * (device entries are the caller's), with the libraries they need, into h.
- * Refuses (-1) when a library is missing on the host, when the image has no
+ * The first library must be on the host; later ones, and globs, are
+ * injected when the host has them. Refuses (-1) when the first library or a
+ * program is missing on the host, when the image has no
  * glibc, or when an injected object needs a newer glibc than the image's. */
 int husk_inject_profile(struct husk_inject *ctx, struct husk_host *h,
 	const struct husk_profile *p, unsigned flags, struct husk_err *err);
