@@ -68,6 +68,16 @@ want_re "^$(sha256sum "$LIBMPI" | cut -d' ' -f1)  /\\.husk-host/lib/libmpi\\.so\
 want_line "read-only"
 case_end
 
+case_begin "--mpi=host: the provenance record names each injected library and its host file"
+run_husk run --mpi=host --provenance "$STAGE/prov.json" "$MPI_SQFS" -- /bin/true
+want_status 0
+jq -e --arg f "$LIBMPI" '[.. | objects | select(.what? == "library" and .name == "libmpi.so.40" and
+	(.detail | startswith($f)))] | length == 1' "$STAGE/prov.json" >/dev/null ||
+	case_fail "no library item for libmpi.so.40 from $LIBMPI in the record"
+jq -e '[.. | objects | select(.what? == "mpi" and .name == "openmpi")] | length == 1' \
+	"$STAGE/prov.json" >/dev/null || case_fail "no mpi item in the record"
+case_end
+
 case_begin "--mpi=host with the busybox image (no MPI, no glibc): refused in one line"
 for kind in $KINDS; do
 	run_husk run --mpi=host "$(img_of "$kind")" -- /bin/true
