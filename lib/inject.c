@@ -520,6 +520,13 @@ static int image_runtime_ok(struct closure *w, const char *soname)
 	int ok = 1;
 	size_t n = strlen(soname);
 
+	bool asked = false;
+
+	for (size_t i = 0; i < w->n && !asked; i++)
+		for (char **v = w->v[i].elf.vneed; v && *v && !asked; v++)
+			asked = !strncmp(*v, soname, n) && (*v)[n] == ' ';
+	if (!asked)
+		return 1;   /* no version needed from it: any copy serves */
 	if (image_find(w->ctx, soname, real) != 0)
 		return 0;
 	w->err->msg[0] = '\0';
