@@ -13,6 +13,20 @@
  * Nothing is copied into the image and the image is never written: missing
  * destinations are made by husk's overlay at launch.
  *
+ * ---- profile entries, as injection reads them ---------------------------------
+ *   library = SONAME      found through the host's linker cache; the first
+ *                         library of a profile must be there (for an MPI
+ *                         profile it is also the library an image is matched
+ *                         on), later ones are injected when the host has them
+ *   library = GLOB        over the cache's sonames (libnvidia-*.so.1), or an
+ *                         absolute glob over host files
+ *   program = NAME        the first NAME in the host's $PATH
+ *   path = SRC[:DST]      a host file or tree (SRC may hold a '*', for the
+ *                         multiarch directory: its first match); the ELF
+ *                         files below a tree are walked like libraries
+ *   env = NAME=VALUE      VALUE may hold ${libdir:SONAME}, the host directory
+ *                         of SONAME
+ *
  * ---- the host ------------------------------------------------------------------
  * Every host lookup (the linker cache /etc/ld.so.cache, the libraries, the
  * programs in $PATH, `path` and `detect` entries) is made below the host
