@@ -11,12 +11,13 @@ void help_doctor(void)
 {
 	printf("Usage: husk doctor\n\n"
 	       "Check what husk needs on this machine, trying each thing for real as you:\n"
-	       "user and mount namespaces (and the setting that blocks them), /dev/fuse and\n"
-	       "FUSE mounts in a user namespace, unprivileged overlayfs, kernel interfaces\n"
-	       "(openat2, the new mount API), what husk build needs (mksquashfs; mmdebstrap,\n"
-	       "newuidmap and subordinate ids for FROM debian:SUITE), GPUs and interconnect\n"
-	       "devices, and the Slurm or MPI launcher environment. Each line says what was\n"
-	       "found and, when something is missing, the fix.\n\n"
+	       "user and mount namespaces (and the setting that blocks them, AppArmor's\n"
+	       "included), /dev/fuse and FUSE mounts in a user namespace, unprivileged\n"
+	       "overlayfs, the site configuration (husk.conf, or HUSK_CONFIG), kernel\n"
+	       "interfaces (openat2, the new mount API), what husk build needs (mksquashfs;\n"
+	       "mmdebstrap, newuidmap and subordinate ids for FROM debian:SUITE), GPUs and\n"
+	       "interconnect devices, and the Slurm or MPI launcher environment. Each line\n"
+	       "says what was found and, when something is missing, the fix.\n\n"
 	       "Exit status: 0 when husk can run images here (warnings allowed), 1 when\n"
 	       "something it needs fails, 125 on husk's own failure.\n");
 }

@@ -92,8 +92,8 @@ void help_run(bool shell)
 	       "  -q, --quiet                   no warnings\n"
 	       "      --help                    this text\n\n"
 	       "Environment precedence, lowest first: host (or --clean-env's set), the\n"
-	       "image's /.husk/environment, --env-file, -e. HUSK_CONTAINER=1 and\n"
-	       "HUSK_IMAGE are always set.\n\n"
+	       "image's /.husk/environment, the site configuration's variables, --env-file,\n"
+	       "-e. HUSK_CONTAINER=1 and HUSK_IMAGE are always set.\n\n"
 	       "Exit status: the command's; 128+N if it died of signal N; 125 if husk\n"
 	       "failed (a pinned image whose digest differs included); 126 if the command\n"
 	       "is not executable; 127 if it is not found.\n");
@@ -231,7 +231,10 @@ int cmd_run(int argc, char **argv, bool shell)
 		/* None: the image's entrypoint and cmd, decided once it is open. */
 		plan.argv = optind < argc ? &argv[optind] : NULL;
 	}
-	/* The site configuration, then the host pieces that build on it. */
+	/* The site configuration, then the host pieces that build on it: options
+	 * such as --mpi, --gpu and --placement take their defaults from conf
+	 * (conf.mpi, conf.gpu, conf.placement, conf's profiles) and add to host
+	 * here, before husk_run. */
 	if (cli_site_setup(&plan, config, &conf, &host) < 0 ||
 	    cli_mpi_setup(&plan, mpi, &conf, &host) < 0)
 		return HUSK_EXIT_FAILURE;

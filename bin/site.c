@@ -20,6 +20,9 @@ int cli_site_setup(struct husk_plan *plan, const char *config, struct husk_conf 
 		config = env;
 	if (husk_conf_load(conf, config, &err) < 0)
 		return cli_fail(&err), -1;
+	if (conf->path)
+		husk_info("configuration '%s'%s", conf->path, conf->user ? " (--config or HUSK_CONFIG)" :
+			"");
 	if (husk_conf_check_image(conf, plan->image_path, &err) < 0)
 		return cli_fail(&err), -1;
 	for (size_t i = 0; i < plan->n_binds; i++)

@@ -57,6 +57,11 @@ static const char *datadir(void)
 	return HUSK_DATADIR;
 }
 
+const char *husk_conf_dir(void)
+{
+	return sysconfdir();
+}
+
 enum trust { TRUST_SYSTEM, TRUST_USER };
 enum section { SEC_NONE, SEC_RUN, SEC_PROFILE };
 

@@ -5,34 +5,57 @@
  * ---- husk.conf ------------------------------------------------------------
  * One file, HUSK_SYSCONFDIR "/husk.conf" (e.g. /etc/husk/husk.conf), plus the
  * files its `include = GLOB` lines name. Declarative, one `key = value` a
- * line, `#` comments, `[section]` headers; every error names `file:line`.
- * The system file must be owned by root and not writable by group or others
- * (refused otherwise, naming the fix). `--config FILE` / HUSK_CONFIG replace
- * it only when it says `allow-user-config = yes` (or when there is none).
+ * line, `[section]` headers, `#` comments (a whole line, or after white space
+ * at the end of one; no quoting, no continuation); every error names
+ * `file:line` and the fix. List keys repeat; for one-value keys the last one
+ * read wins. The system file, what it includes and their directories must be
+ * owned by root and not writable by group or others (refused otherwise,
+ * naming the fix). `--config FILE` / HUSK_CONFIG replace it (whole: its
+ * binds, rules and profiles) only when it says `allow-user-config = yes`, or
+ * when there is none; a user file must be the user's or root's and not
+ * world-writable. Policy and defaults, not a security boundary (husk is
+ * unprivileged: a user can run another binary); see doc/husk.conf.5.
  *
+ *   include = GLOB                any section or none; relative to the including
+ *                                 file; a glob may match nothing, a name must exist;
+ *                                 8 levels at most
  *   [run]
- *   bind = SRC[:DST[:ro|rw]]      default bind, repeatable (optional when SRC is missing)
- *   forbid-bind = PATH            no bind may have this destination or one below it
- *   image-path = DIR              images must live below one of these (repeatable;
- *                                 none given: anywhere)
- *   allow-user-config = yes|no
+ *   bind = SRC[:DST[:ro|rw]]      default bind, repeatable; SRC absolute; optional
+ *                                 (skipped when SRC is missing); after the default
+ *                                 mounts, before the user's
+ *   env = NAME=VALUE              set inside every container (repeatable)
+ *   hide = PATH                   masked inside every container (repeatable)
+ *   forbid-bind = PATH            no --bind/HUSK_BIND may have this destination,
+ *                                 one below it, or one above it (covering it)
+ *   image-path = DIR              images must live below one of these, after
+ *                                 realpath (repeatable; none given: anywhere)
+ *   allow-user-config = yes|no    (also true/false, on/off, 1/0; default no)
  *   mpi = container|host          default for --mpi
  *   gpu = none|auto               default for --gpu
  *   placement = none|auto         default for --placement
  *
- *   [profile NAME]                what to inject for one kind of host stack
- *   kind = mpi|gpu|interconnect
+ *   [profile NAME]                what to inject for one kind of host stack;
+ *                                 NAME: letters, digits, '-', '_', '.'; unique per kind
+ *   kind = mpi|gpu|interconnect   required
  *   flavour = openmpi|mpich|nvidia|amd|infiniband|cxi|ucx|...
  *   detect = PATH                 the profile applies on hosts where PATH exists
+ *                                 (absolute, globs allowed; repeatable)
  *   library = SONAME|GLOB         found through the host's linker cache, with the
  *                                 libraries they need (repeatable)
  *   program = NAME                a host program found in the host PATH (repeatable)
- *   device = PATH|GLOB            device nodes (repeatable)
- *   path = PATH[:DST]             host files/directories bound read-only (repeatable)
+ *   device = PATH|GLOB            device nodes, absolute (repeatable)
+ *   path = PATH[:DST]             host files/directories bound read-only, both
+ *                                 absolute (repeatable)
  *   env = NAME=VALUE              set inside (repeatable)
+ * The loader checks syntax only (absolute paths, names); what a profile's
+ * entries mean on a host is up to the code that applies it.
  *
  * Profiles shipped with husk live in HUSK_DATADIR "/profiles/NAME.conf" (same
- * syntax, one [profile] each); the site file's profiles of the same name win. */
+ * syntax, [profile] sections only, no include; owned by root or the user, not
+ * world-writable); a site profile of the same kind and name replaces the
+ * shipped one. A test build (-DHUSK_TEST_BUILD: tests/husk-testconf and
+ * test_conf, never installed) reads HUSK_TEST_SYSCONFDIR and HUSK_TEST_DATADIR
+ * instead of the compiled-in directories. */
 #ifndef HUSK_CONF_H
 #define HUSK_CONF_H
 
@@ -70,6 +93,8 @@ struct husk_conf {
  * HUSK_CONFIG, NULL when neither) replaces the system file when allowed. */
 int husk_conf_load(struct husk_conf *c, const char *user_path, struct husk_err *err);
 void husk_conf_free(struct husk_conf *c);
+/* The directory of the system file (HUSK_SYSCONFDIR), for messages. */
+const char *husk_conf_dir(void);
 /* NULL when there is no such profile. */
 const struct husk_profile *husk_conf_profile(const struct husk_conf *c,
 	enum husk_profile_kind kind, const char *name);
@@ -89,7 +114,9 @@ struct husk_host_item {      /* one line of the provenance record */
 	char *detail;        /* host path, version, or NULL */
 };
 struct husk_host {
-	struct husk_bind *binds;     /* read-only unless said; dst may be missing in the image */
+	/* read-only unless said; dst may be missing in the image. Add them with
+	 * husk_host_add_bind only: it copies why, which husk_host_free frees. */
+	struct husk_bind *binds;
 	size_t n_binds;
 	struct husk_env env;         /* set inside */
 	char **ld_library_path;      /* prepended to LD_LIBRARY_PATH inside, in order */

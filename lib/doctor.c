@@ -4,6 +4,7 @@
  * and nothing it makes outlives the child that made it. */
 #include "husk_config.h"
 #include "husk.h"
+#include "conf.h"
 #include "ns.h"
 #include "util.h"
 
@@ -160,6 +161,10 @@ static void check_namespaces(struct ctx *c)
 	}
 	say(c, HUSK_CHECK_OK, "user namespaces", NULL, "a user and a mount namespace can be made "
 		"(user.max_user_namespaces = %ld)", max);
+	if (read_long("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == 1)
+		say(c, HUSK_CHECK_INFO, "AppArmor", NULL, "kernel.apparmor_restrict_unprivileged_userns "
+			"= 1, and husk may make user namespaces (its profile, %s, is loaded, or "
+			"husk runs unconfined)", HUSK_APPARMOR_PROFILE);
 	if (p.tmpfs_errno) {
 		say(c, HUSK_CHECK_FAIL, "tmpfs in a user namespace", "check for a security module "
 			"that forbids mounts in user namespaces", "%s", strerror(p.tmpfs_errno));
@@ -293,6 +298,44 @@ static void check_launcher(struct ctx *c)
 			strerror(errno));
 }
 
+/* The site configuration husk run would use (HUSK_CONFIG included): does it
+ * parse, is it owned as it must be, what does it set. */
+static void check_config(struct ctx *c)
+{
+	struct husk_conf conf;
+	struct husk_err e = { 0 };
+	const char *user = getenv("HUSK_CONFIG");
+	char names[200] = "", imgs[64];
+	size_t n = 0, forbid = 0, dirs = 0;
+
+	if (husk_conf_load(&conf, user && *user ? user : NULL, &e) < 0) {
+		say(c, HUSK_CHECK_FAIL, "site configuration", NULL, "%.500s", e.msg);
+		return;
+	}
+	for (size_t i = 0; i < conf.n_profiles && n < sizeof(names); i++)
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "",
+			conf.profiles[i].name);
+	for (char **f = conf.forbid_bind; f && *f; f++)
+		forbid++;
+	for (char **d = conf.image_paths; d && *d; d++)
+		dirs++;
+	if (dirs)
+		snprintf(imgs, sizeof(imgs), "below %zu director%s", dirs, dirs == 1 ? "y" : "ies");
+	else
+		snprintf(imgs, sizeof(imgs), "anywhere");
+	if (!conf.path)
+		say(c, HUSK_CHECK_INFO, "site configuration", NULL, "none (%s/husk.conf does not "
+			"exist): no site binds or rules; --config and HUSK_CONFIG allowed; %zu "
+			"profile(s)%s%s", husk_conf_dir(), conf.n_profiles, n ? ": " : "", names);
+	else
+		say(c, HUSK_CHECK_OK, "site configuration", NULL, "%s%s: %zu bind(s), %zu forbidden "
+			"bind destination(s), images %s, user files %s, %zu profile(s)%s%s",
+			conf.path, conf.user ? " (HUSK_CONFIG)" : "", conf.n_binds, forbid, imgs,
+			conf.user ? "in use" : conf.allow_user_config ? "allowed" : "not allowed",
+			conf.n_profiles, n ? ": " : "", names);
+	husk_conf_free(&conf);
+}
+
 int husk_doctor(husk_check_fn report, void *data)
 {
 	struct ctx c = { .report = report, .data = data };
@@ -302,6 +345,7 @@ int husk_doctor(husk_check_fn report, void *data)
 		say(&c, HUSK_CHECK_FAIL, "husk itself", "install husk without setuid or setgid bits",
 			"%s", e.msg);
 	check_namespaces(&c);
+	check_config(&c);
 	check_kernel(&c);
 	check_build(&c);
 	check_devices(&c);

@@ -150,9 +150,10 @@ static int add_env_changes(struct husk_setup *s, json_object *rec)
 	return 0;
 }
 
-/* What the host added (site configuration, injected libraries with their
- * versions, devices, placement), one object per item, and the container
- * paths masked (devices of other ranks). Always present, [] when none. */
+/* host_pieces: what the host added (site configuration, injected libraries
+ * with their versions, devices, placement), one object per item; hidden: the
+ * container paths masked (devices of other ranks). Always present, [] when
+ * none. */
 static int add_host(struct husk_setup *s, json_object *rec)
 {
 	struct husk_host *h = s->plan->host;
@@ -165,7 +166,7 @@ static int add_host(struct husk_setup *s, json_object *rec)
 		json_object_object_add(it, "detail", str_or_null(h->items[i].detail));
 		json_object_array_add(a, it);
 	}
-	json_object_object_add(rec, "host", a);
+	json_object_object_add(rec, "host_pieces", a);
 	for (size_t i = 0; hidden && i < s->n_mnts; i++)
 		if (s->mnts[i].hide)
 			json_object_array_add(hidden, json_object_new_string(s->mnts[i].dst));

@@ -34,8 +34,9 @@ static void userns_hint(struct husk_err *err)
 		husk_err_hint(err, "an admin must set sysctl kernel.unprivileged_userns_clone=1");
 	else if (read_knob("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == 1)
 		husk_err_hint(err, "AppArmor restricts unprivileged user namespaces: an admin must "
-			"install husk's AppArmor profile or set "
-			"sysctl kernel.apparmor_restrict_unprivileged_userns=0");
+			"load husk's AppArmor profile (" HUSK_APPARMOR_PROFILE ", from configure "
+			"--with-apparmor; apparmor_parser -r " HUSK_APPARMOR_PROFILE ") for this husk's "
+			"path, or set sysctl kernel.apparmor_restrict_unprivileged_userns=0");
 	else
 		husk_err_hint(err, "check user.max_user_namespaces, "
 			"kernel.unprivileged_userns_clone and "

@@ -7,6 +7,13 @@
 #   and MPI_SQFS: the Debian + Open MPI image of images/debian/recipe, built
 #   once by tests/run when a selected file has a line `# needs: mpi-image`
 #   (empty when that build failed: such files then fail, not skip).
+#   HUSK_TESTCONF: husk built to read its system configuration from
+#   HUSK_TEST_SYSCONFDIR (and shipped profiles from HUSK_TEST_DATADIR), a
+#   test build that is never installed.
+#   A file t_NAME.sh may come with t_NAME.root, a bash script that tests/run,
+#   as root, runs first with a root-owned directory as $1 to prepare what an
+#   admin would (root-owned configuration files); t_NAME.sh then gets that
+#   directory as ROOT_FIXTURES, or ROOT_SKIP (why not) when not run as root.
 #
 # Output protocol, one line per test case:
 #   ok - NAME | not ok - NAME | skip - NAME (reason)
