@@ -114,7 +114,9 @@ struct husk_host_item {      /* one line of the provenance record */
 	char *detail;        /* host path, version, or NULL */
 };
 struct husk_host {
-	struct husk_bind *binds;     /* read-only unless said; dst may be missing in the image */
+	/* read-only unless said; dst may be missing in the image. Add them with
+	 * husk_host_add_bind only: it copies why, which husk_host_free frees. */
+	struct husk_bind *binds;
 	size_t n_binds;
 	struct husk_env env;         /* set inside */
 	char **ld_library_path;      /* prepended to LD_LIBRARY_PATH inside, in order */

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 uint16_t husk_elf_native_machine(void)
 {
@@ -283,6 +284,77 @@ bad:
 	husk_elf_free(e);
 	errno = EINVAL;
 	return -1;
+}
+
+/* Read [off, off+len) of the file into the same place of buf (size bytes),
+ * clamped to the file. */
+static int fill(husk_elf_read_fn rd, void *data, unsigned char *buf, size_t size, uint64_t off,
+	uint64_t len)
+{
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = size - off;
+	return rd(data, off, (size_t)len, buf + off);
+}
+
+int husk_elf_parse_sparse(husk_elf_read_fn rd, void *data, size_t size, struct husk_elf *e)
+{
+	unsigned char *buf;
+	const Elf64_Ehdr *eh;
+	const Elf64_Phdr *ph;
+	struct elf_view v;
+	int r = -1;
+
+	memset(e, 0, sizeof(*e));
+	if (size < sizeof(Elf64_Ehdr))
+		return errno = EINVAL, -1;
+	/* Untouched pages of an anonymous mapping cost nothing. */
+	if ((buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) ==
+	    MAP_FAILED)
+		return -1;
+	eh = (const Elf64_Ehdr *)buf;
+	if (fill(rd, data, buf, size, 0, 4096) < 0)
+		goto out;
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_phentsize != sizeof(Elf64_Phdr) ||
+	    fill(rd, data, buf, size, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(*ph)) < 0 ||
+	    eh->e_phoff > size || (uint64_t)eh->e_phnum * sizeof(*ph) > size - eh->e_phoff) {
+		errno = EINVAL;
+		goto out;
+	}
+	v = (struct elf_view){ .b = buf, .len = size, .ph = (const Elf64_Phdr *)(buf + eh->e_phoff),
+		.phnum = eh->e_phnum };
+	for (unsigned i = 0; i < v.phnum; i++) {
+		const Elf64_Dyn *dyn;
+		size_t n;
+		if (v.ph[i].p_type != PT_DYNAMIC)
+			continue;
+		if (!in_file(&v, v.ph[i].p_offset, v.ph[i].p_filesz) ||
+		    fill(rd, data, buf, size, v.ph[i].p_offset, v.ph[i].p_filesz) < 0)
+			break;
+		dyn = (const Elf64_Dyn *)(buf + v.ph[i].p_offset);
+		n = v.ph[i].p_filesz / sizeof(*dyn);
+		uint64_t strsz = 0, strtab = 0, vd = 0, vdn = 0, vn = 0, vnn = 0;
+		for (size_t k = 0; k < n && dyn[k].d_tag != DT_NULL; k++)
+			switch (dyn[k].d_tag) {
+			case DT_STRTAB: strtab = dyn[k].d_un.d_ptr; break;
+			case DT_STRSZ: strsz = dyn[k].d_un.d_val; break;
+			case DT_VERDEF: vd = dyn[k].d_un.d_ptr; break;
+			case DT_VERDEFNUM: vdn = dyn[k].d_un.d_val; break;
+			case DT_VERNEED: vn = dyn[k].d_un.d_ptr; break;
+			case DT_VERNEEDNUM: vnn = dyn[k].d_un.d_val; break;
+			}
+		/* Version entries are small; their aux lists follow them. */
+		if ((strtab && fill(rd, data, buf, size, vaddr_off(&v, strtab), strsz) < 0) ||
+		    (vd && fill(rd, data, buf, size, vaddr_off(&v, vd), vdn * 64 + 4096) < 0) ||
+		    (vn && fill(rd, data, buf, size, vaddr_off(&v, vn), vnn * 256 + 4096) < 0))
+			goto out;
+	}
+	r = husk_elf_parse(buf, size, e);
+out:
+	munmap(buf, size);
+	return r;
 }
 
 static void strv_free(char **v)

@@ -45,6 +45,12 @@ struct injected {            /* a library already bound, for every profile */
 	char *soname, *src;
 };
 
+struct image_obj {           /* an image ELF file already read */
+	char *path;
+	bool ok;
+	struct husk_elf elf;
+};
+
 struct husk_inject {
 	struct husk_image *img;
 	char *root;                  /* "" or the host root, no trailing '/' */
@@ -56,6 +62,8 @@ struct husk_inject {
 	char glibc[32];              /* the image's, e.g. "2.36" */
 	struct injected *inj;
 	size_t n_inj;
+	struct image_obj *image_objs;
+	size_t n_image_objs;
 };
 
 /* One object of a profile's closure. */
@@ -139,6 +147,11 @@ void husk_inject_close(struct husk_inject *ctx)
 		free(ctx->inj[i].src);
 	}
 	free(ctx->inj);
+	for (size_t i = 0; i < ctx->n_image_objs; i++) {
+		free(ctx->image_objs[i].path);
+		husk_elf_free(&ctx->image_objs[i].elf);
+	}
+	free(ctx->image_objs);
 	free(ctx->root);
 	free(ctx);
 }
@@ -345,40 +358,97 @@ static int image_find(struct husk_inject *ctx, const char *soname, char out[PATH
 	return 1;
 }
 
-static int image_elf(struct husk_inject *ctx, const char *real, struct husk_elf *e,
+struct image_reader {
+	struct husk_inject *ctx;
+	const char *path;
+	int fd;                      /* a directory image's file */
+};
+
+static int image_pread(void *data, uint64_t off, size_t len, void *dst)
+{
+	struct image_reader *r = data;
+
+	if (r->fd < 0)
+		return husk_sqfs_reader_pread(r->ctx->img->sqfs, r->path, off, len, dst);
+	while (len) {
+		ssize_t n = pread(r->fd, dst, len, (off_t)off);
+		if (n <= 0)
+			return n < 0 ? -1 : (errno = EIO, -1);
+		dst = (char *)dst + n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Parse an image ELF file, once per launch, reading only the pieces that
+ * matter (a libc.so.6 is 2 MB; its version table a few KB). NULL when it is
+ * missing or not an ELF object of ours (err->msg stays empty), or on a read
+ * error (err set). */
+static const struct husk_elf *image_elf(struct husk_inject *ctx, const char *real,
 	struct husk_err *err)
 {
-	autofree char *buf = NULL;
-	size_t len;
-	int r = husk_image_read_file(ctx->img, real, &buf, &len, 256 << 20, err);
+	struct image_reader rd = { .ctx = ctx, .path = real, .fd = -1 };
+	struct image_obj *v;
+	struct husk_elf e;
+	uint64_t size = 0;
+	struct stat st;
+	int r;
 
-	if (r != 0)
-		return r;
-	if (husk_elf_parse(buf, len, e) < 0)
-		return 1;
-	return 0;
+	for (size_t i = 0; i < ctx->n_image_objs; i++)
+		if (!strcmp(ctx->image_objs[i].path, real))
+			return ctx->image_objs[i].ok ? &ctx->image_objs[i].elf : NULL;
+	if (ctx->img->kind == HUSK_IMAGE_SQUASHFS) {
+		r = husk_sqfs_reader_size(ctx->img->sqfs, real, &size);
+	} else if ((rd.fd = husk_resolve(ctx->img->fd, real, O_RDONLY | O_NOCTTY)) < 0) {
+		r = errno == ENOENT ? 1 : -1;
+	} else {
+		r = fstat(rd.fd, &st) < 0 ? -1 : S_ISREG(st.st_mode) ? 0 : 1;
+		size = (uint64_t)st.st_size;
+	}
+	if (r == 0 && husk_elf_parse_sparse(image_pread, &rd, (size_t)size, &e) < 0)
+		r = errno == EINVAL ? 1 : -1;
+	if (rd.fd >= 0)
+		close(rd.fd);
+	if (r < 0)
+		return husk_err_set(err, errno, "image '%s': reading '%s'", ctx->img->path, real), NULL;
+	if (r == 0 && e.machine != husk_elf_native_machine()) {
+		husk_elf_free(&e);
+		r = 1;
+	}
+	if (!(v = realloc(ctx->image_objs, (ctx->n_image_objs + 1) * sizeof(*v)))) {
+		if (r == 0)
+			husk_elf_free(&e);
+		return husk_err_set(err, ENOMEM, "image '%s'", ctx->img->path), NULL;
+	}
+	ctx->image_objs = v;
+	v = &v[ctx->n_image_objs++];
+	v->path = strdup(real);
+	v->ok = r == 0;
+	if (r == 0)
+		v->elf = e;
+	else
+		memset(&v->elf, 0, sizeof(v->elf));
+	return v->ok ? &v->elf : NULL;
 }
 
 /* The image's glibc version (its libc.so.6's highest GLIBC_x.y). */
 static int image_glibc(struct husk_inject *ctx, struct husk_err *err)
 {
 	char real[PATH_MAX];
-	struct husk_elf e;
-	int r;
+	const struct husk_elf *e;
 
 	if (ctx->glibc_state)
 		return 0;
 	ctx->glibc_state = -1;
 	if (image_find(ctx, "libc.so.6", real) != 0)
 		return 0;
-	if ((r = image_elf(ctx, real, &e, err)) < 0)
-		return -1;
-	if (r == 0) {
-		if (e.glibc_defined[0]) {
-			strcpy(ctx->glibc, e.glibc_defined);
-			ctx->glibc_state = 1;
-		}
-		husk_elf_free(&e);
+	err->msg[0] = '\0';
+	if (!(e = image_elf(ctx, real, err)))
+		return err->msg[0] ? -1 : 0;
+	if (e->glibc_defined[0]) {
+		strcpy(ctx->glibc, e->glibc_defined);
+		ctx->glibc_state = 1;
 	}
 	return 0;
 }
@@ -446,22 +516,29 @@ static int closure_add(struct closure *w, enum obj_kind kind, const char *name, 
 static int image_runtime_ok(struct closure *w, const char *soname)
 {
 	char real[PATH_MAX];
-	struct husk_elf e;
-	int r, ok = 1;
+	const struct husk_elf *e;
+	int ok = 1;
 	size_t n = strlen(soname);
 
+	bool asked = false;
+
+	for (size_t i = 0; i < w->n && !asked; i++)
+		for (char **v = w->v[i].elf.vneed; v && *v && !asked; v++)
+			asked = !strncmp(*v, soname, n) && (*v)[n] == ' ';
+	if (!asked)
+		return 1;   /* no version needed from it: any copy serves */
 	if (image_find(w->ctx, soname, real) != 0)
 		return 0;
-	if ((r = image_elf(w->ctx, real, &e, w->err)) != 0)
-		return r < 0 ? -1 : 0;
+	w->err->msg[0] = '\0';
+	if (!(e = image_elf(w->ctx, real, w->err)))
+		return w->err->msg[0] ? -1 : 0;
 	for (size_t i = 0; i < w->n && ok; i++)
 		for (char **v = w->v[i].elf.vneed; v && *v && ok; v++)
-			if (!strncmp(*v, soname, n) && (*v)[n] == ' ' && !strv_has(e.vdef, *v + n + 1)) {
+			if (!strncmp(*v, soname, n) && (*v)[n] == ' ' && !strv_has(e->vdef, *v + n + 1)) {
 				husk_info("%s: the image's %s lacks %s, which '%s' needs: the host's is "
 					"injected", w->what, soname, *v + n + 1, w->v[i].name);
 				ok = 0;
 			}
-	husk_elf_free(&e);
 	return ok;
 }
 
@@ -513,7 +590,15 @@ static int closure_deps(struct closure *w, size_t i)
 	return 0;
 }
 
+static int add_library_opt(struct closure *w, const char *soname, bool optional);
 static int add_library(struct closure *w, const char *soname)
+{
+	return add_library_opt(w, soname, false);
+}
+
+/* optional: a missing library is skipped (a profile's libraries after its
+ * first, which alone must be on the host). */
+static int add_library_opt(struct closure *w, const char *soname, bool optional)
 {
 	struct husk_elf e;
 	char *real = NULL;
@@ -524,7 +609,7 @@ static int add_library(struct closure *w, const char *soname)
 	if ((r = host_find(w->ctx, soname, &real, &e)) < 0)
 		return husk_err_set(w->err, errno, "%s: looking for '%s'", w->what, soname);
 	if (r > 0) {
-		if (w->flags & HUSK_INJECT_LEAVE_OUT) {
+		if (optional || (w->flags & HUSK_INJECT_LEAVE_OUT)) {
 			husk_info("%s: '%s' is not on this host; left out", w->what, soname);
 			return 0;
 		}
@@ -571,12 +656,12 @@ static int closure_complete(struct closure *w)
 
 /* A `library` entry: a soname, a glob over the host cache's sonames, or an
  * absolute glob over host files (below the host root). */
-static int add_library_entry(struct closure *w, const char *entry)
+static int add_library_entry(struct closure *w, const char *entry, bool optional)
 {
 	struct husk_ldcache *c = &w->ctx->host;
 
 	if (!strpbrk(entry, "*?["))
-		return add_library(w, entry);
+		return add_library_opt(w, entry, optional);
 	if (entry[0] == '/') {
 		autofree char *pat = host_path(w->ctx, entry);
 		glob_t g;
@@ -865,7 +950,7 @@ static int inject(struct husk_inject *ctx, struct husk_host *h, const struct hus
 	if ((p->libraries || p->programs || p->paths) && host_cache(ctx, what, err) < 0)
 		return -1;
 	for (char **l = p->libraries; l && *l; l++)
-		if (add_library_entry(&w, *l) < 0)
+		if (add_library_entry(&w, *l, l != p->libraries) < 0)
 			goto out;
 	for (char **l = p->programs; l && *l; l++)
 		if (add_program(&w, *l) < 0)

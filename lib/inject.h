@@ -13,6 +13,20 @@
  * Nothing is copied into the image and the image is never written: missing
  * destinations are made by husk's overlay at launch.
  *
+ * ---- profile entries, as injection reads them ---------------------------------
+ *   library = SONAME      found through the host's linker cache; the first
+ *                         library of a profile must be there (for an MPI
+ *                         profile it is also the library an image is matched
+ *                         on), later ones are injected when the host has them
+ *   library = GLOB        over the cache's sonames (libnvidia-*.so.1), or an
+ *                         absolute glob over host files
+ *   program = NAME        the first NAME in the host's $PATH
+ *   path = SRC[:DST]      a host file or tree (SRC may hold a '*', for the
+ *                         multiarch directory: its first match); the ELF
+ *                         files below a tree are walked like libraries
+ *   env = NAME=VALUE      VALUE may hold ${libdir:SONAME}, the host directory
+ *                         of SONAME
+ *
  * ---- the host ------------------------------------------------------------------
  * Every host lookup (the linker cache /etc/ld.so.cache, the libraries, the
  * programs in $PATH, `path` and `detect` entries) is made below the host
@@ -51,6 +65,11 @@ struct husk_elf {
 /* Parse a 64-bit ELF object of the host's byte order from memory. Returns 0,
  * or -1 with errno EINVAL (not such an ELF object, or malformed). */
 int husk_elf_parse(const void *buf, size_t len, struct husk_elf *e);
+/* The same for a file read piecewise (the ELF header, program headers,
+ * dynamic segment, string and version tables only): rd reads len bytes at
+ * off into dst, 0 or -1. size: the file's. */
+typedef int (*husk_elf_read_fn)(void *data, uint64_t off, size_t len, void *dst);
+int husk_elf_parse_sparse(husk_elf_read_fn rd, void *data, size_t size, struct husk_elf *e);
 void husk_elf_free(struct husk_elf *e);
 /* The e_machine of the objects this husk can inject (its own). */
 uint16_t husk_elf_native_machine(void);
@@ -95,7 +114,9 @@ enum {
 };
 /* Inject what profile p lists: its library, program, path and env entries
  * (device entries are the caller's), with the libraries they need, into h.
- * Refuses (-1) when a library is missing on the host, when the image has no
+ * The first library must be on the host; later ones, and globs, are
+ * injected when the host has them. Refuses (-1) when the first library or a
+ * program is missing on the host, when the image has no
  * glibc, or when an injected object needs a newer glibc than the image's. */
 int husk_inject_profile(struct husk_inject *ctx, struct husk_host *h,
 	const struct husk_profile *p, unsigned flags, struct husk_err *err);

@@ -5,6 +5,8 @@
 
 #include "husk.h"
 
+#include <stdint.h>
+
 struct sqfs_reader;
 /* Validate the image open on fd (superblock, size, compression, root inode). */
 int husk_sqfs_reader_open(struct sqfs_reader **out, int fd, const char *path,
@@ -14,6 +16,10 @@ bool husk_sqfs_reader_exists(struct sqfs_reader *r, const char *path);
 /* The target of the symlink at path (not following it): its length, or -1
  * with errno ENOENT, EINVAL (not a symlink) or EIO. */
 int husk_sqfs_reader_readlink(struct sqfs_reader *r, const char *path, char *buf, size_t size);
+/* The size of a regular file (1: missing), and a range of it. */
+int husk_sqfs_reader_size(struct sqfs_reader *r, const char *path, uint64_t *size);
+int husk_sqfs_reader_pread(struct sqfs_reader *r, const char *path, uint64_t off, size_t len,
+	void *dst);
 int husk_sqfs_reader_read(struct sqfs_reader *r, const char *path, char **buf, size_t *len,
 	size_t max);
 /* The libsquashfuse instance behind a reader, for walking the whole image

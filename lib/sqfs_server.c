@@ -171,6 +171,51 @@ bool husk_sqfs_reader_exists(struct sqfs_reader *r, const char *path)
 		sqfs_lookup_path(&r->fs, &inode, path, &found) == SQFS_OK && found;
 }
 
+/* The inode of a regular file; 1 when missing. */
+static int reg_inode(struct sqfs_reader *r, const char *path, sqfs_inode *inode)
+{
+	bool found = false;
+
+	if (sqfs_inode_get(&r->fs, inode, sqfs_inode_root(&r->fs)) ||
+	    sqfs_lookup_path(&r->fs, inode, path, &found)) {
+		errno = EIO;
+		return -1;
+	}
+	if (!found)
+		return 1;
+	if (!S_ISREG(inode->base.mode | sqfs_mode(inode->base.inode_type))) {
+		errno = EISDIR;
+		return -1;
+	}
+	return 0;
+}
+
+int husk_sqfs_reader_size(struct sqfs_reader *r, const char *path, uint64_t *size)
+{
+	sqfs_inode inode;
+	int rc = reg_inode(r, path, &inode);
+
+	if (rc == 0)
+		*size = inode.xtra.reg.file_size;
+	return rc;
+}
+
+int husk_sqfs_reader_pread(struct sqfs_reader *r, const char *path, uint64_t off, size_t len,
+	void *dst)
+{
+	sqfs_inode inode;
+	sqfs_off_t n = (sqfs_off_t)len;
+	int rc = reg_inode(r, path, &inode);
+
+	if (rc != 0)
+		return rc > 0 ? (errno = ENOENT, -1) : -1;
+	if (sqfs_read_range(&r->fs, &inode, (sqfs_off_t)off, &n, dst)) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
 int husk_sqfs_reader_read(struct sqfs_reader *r, const char *path, char **buf, size_t *len,
 	size_t max)
 {

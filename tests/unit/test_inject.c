@@ -165,6 +165,13 @@ static const struct husk_host_item *item(const struct husk_host *h, const char *
 	return NULL;
 }
 
+static int sparse_reads;
+static int read_at(void *data, uint64_t off, size_t len, void *dst)
+{
+	sparse_reads++;
+	return pread(*(int *)data, dst, len, (off_t)off) == (ssize_t)len ? 0 : -1;
+}
+
 static void test_parsers(void)
 {
 	char *buf = NULL;
@@ -210,6 +217,12 @@ static void test_parsers(void)
 			CHECK_STR("libc.so.6 defines GLIBC_ up to gnu_get_libc_version()",
 				e.glibc_defined, gnu_get_libc_version());
 			CHECK_STR("libc.so.6's soname", e.soname, "libc.so.6");
+			husk_elf_free(&e);
+			sparse_reads = 0;
+			CHECK("libc.so.6 read piecewise", husk_elf_parse_sparse(read_at, &fd,
+				(size_t)st.st_size, &e) == 0);
+			CHECK_STR("  the same glibc version", e.glibc_defined, gnu_get_libc_version());
+			CHECK("  in a few reads", sparse_reads > 0 && sparse_reads < 8);
 			CHECK("libc.so.6 is of this machine", e.machine == husk_elf_native_machine());
 			husk_elf_free(&e);
 		} else {
@@ -320,6 +333,7 @@ static void test_profiles(void)
 	char *mid[] = { "libmid.so.1", NULL }, *old[] = { "libold.so.1", NULL };
 	char *nw[] = { "libnew.so.1", NULL }, *absent[] = { "libabsent.so.3", NULL };
 	char *glob[] = { "libmi?.so.*", NULL }, *prog[] = { "fakeinfo", NULL };
+	char *mid_absent[] = { "libmid.so.1", "libabsent.so.3", NULL };
 	char *use1[] = { "libuse1.so.1", NULL }, *use2[] = { "libuse2.so.1", NULL };
 	char *paths[] = { "/usr/lib/*/fakempi:/.husk-host/fakempi", "/nowhere/*:/x", NULL };
 	char *env[] = { "FAKE_PLUGINS=${libdir:libfakempi.so.40}/fakempi/plugins", NULL };
@@ -383,6 +397,11 @@ static void test_profiles(void)
 	husk_host_free(&h);
 	CHECK("  with HUSK_INJECT_LEAVE_OUT: skipped", try_profile("img236", &p,
 		HUSK_INJECT_LEAVE_OUT, &h, &err) == 0 && h.n_binds == 0);
+	husk_host_free(&h);
+
+	p.libraries = mid_absent;
+	CHECK("a missing library after the first: skipped", try_profile("img236", &p, 0, &h,
+		&err) == 0 && h.n_binds == 2);
 	husk_host_free(&h);
 
 	p.libraries = glob;
