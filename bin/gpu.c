@@ -33,9 +33,12 @@ int cli_gpu_setup(struct husk_plan *plan, const char *gpu, char **devices,
 	if (r == 0)
 		r = husk_inject_open(&ctx, &img, &err);
 	o.inject = ctx;
+	/* One reading of HUSK_HOST_ROOT (checked absolute) for every lookup. */
+	if (r == 0)
+		o.root = husk_inject_host_root(ctx);
 	if (r == 0)
 		r = husk_gpu_plan(&o, host, &err);
-	if (r == 0 && (r = husk_net_plan(NULL, false, host, &err)) > 0)
+	if (r == 0 && (r = husk_net_plan(o.root, false, host, &err)) > 0)
 		r = 0;
 	husk_inject_close(ctx);
 	husk_image_close(&img);

@@ -525,6 +525,20 @@ static int find(struct registry *r, const char *q, const char *kind, const char 
 			picks[(*n_picks)++] = (struct pick){ .spec = s, .dev = d };
 		}
 	}
+	if (*n_picks > first && !strcmp(name, "all")) {
+		/* =all: a device both directories define comes from /var/run/cdi. */
+		size_t k = first;
+		for (size_t i = first; i < *n_picks; i++) {
+			bool shadowed = false;
+			for (size_t j = first; j < *n_picks; j++)
+				shadowed |= r->specs[picks[j].spec].priority >
+					r->specs[picks[i].spec].priority &&
+					!strcmp(str_field(picks[j].dev, "name"), str_field(picks[i].dev, "name"));
+			if (!shadowed)
+				picks[k++] = picks[i];
+		}
+		*n_picks = k;
+	}
 	if (*n_picks > first)
 		return 0;
 	if (kinds)

@@ -13,9 +13,6 @@
 #include "util.h"
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <glob.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -21,7 +21,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>

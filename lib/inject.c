@@ -520,6 +520,13 @@ static int image_runtime_ok(struct closure *w, const char *soname)
 	int ok = 1;
 	size_t n = strlen(soname);
 
+	bool asked = false;
+
+	for (size_t i = 0; i < w->n && !asked; i++)
+		for (char **v = w->v[i].elf.vneed; v && *v && !asked; v++)
+			asked = !strncmp(*v, soname, n) && (*v)[n] == ' ';
+	if (!asked)
+		return 1;   /* no version needed from it: any copy serves */
 	if (image_find(w->ctx, soname, real) != 0)
 		return 0;
 	w->err->msg[0] = '\0';
@@ -583,7 +590,15 @@ static int closure_deps(struct closure *w, size_t i)
 	return 0;
 }
 
+static int add_library_opt(struct closure *w, const char *soname, bool optional);
 static int add_library(struct closure *w, const char *soname)
+{
+	return add_library_opt(w, soname, false);
+}
+
+/* optional: a missing library is skipped (a profile's libraries after its
+ * first, which alone must be on the host). */
+static int add_library_opt(struct closure *w, const char *soname, bool optional)
 {
 	struct husk_elf e;
 	char *real = NULL;
@@ -594,7 +609,7 @@ static int add_library(struct closure *w, const char *soname)
 	if ((r = host_find(w->ctx, soname, &real, &e)) < 0)
 		return husk_err_set(w->err, errno, "%s: looking for '%s'", w->what, soname);
 	if (r > 0) {
-		if (w->flags & HUSK_INJECT_LEAVE_OUT) {
+		if (optional || (w->flags & HUSK_INJECT_LEAVE_OUT)) {
 			husk_info("%s: '%s' is not on this host; left out", w->what, soname);
 			return 0;
 		}
@@ -641,12 +656,12 @@ static int closure_complete(struct closure *w)
 
 /* A `library` entry: a soname, a glob over the host cache's sonames, or an
  * absolute glob over host files (below the host root). */
-static int add_library_entry(struct closure *w, const char *entry)
+static int add_library_entry(struct closure *w, const char *entry, bool optional)
 {
 	struct husk_ldcache *c = &w->ctx->host;
 
 	if (!strpbrk(entry, "*?["))
-		return add_library(w, entry);
+		return add_library_opt(w, entry, optional);
 	if (entry[0] == '/') {
 		autofree char *pat = host_path(w->ctx, entry);
 		glob_t g;
@@ -935,7 +950,7 @@ static int inject(struct husk_inject *ctx, struct husk_host *h, const struct hus
 	if ((p->libraries || p->programs || p->paths) && host_cache(ctx, what, err) < 0)
 		return -1;
 	for (char **l = p->libraries; l && *l; l++)
-		if (add_library_entry(&w, *l) < 0)
+		if (add_library_entry(&w, *l, l != p->libraries) < 0)
 			goto out;
 	for (char **l = p->programs; l && *l; l++)
 		if (add_program(&w, *l) < 0)

@@ -13,6 +13,20 @@
  * Nothing is copied into the image and the image is never written: missing
  * destinations are made by husk's overlay at launch.
  *
+ * ---- profile entries, as injection reads them ---------------------------------
+ *   library = SONAME      found through the host's linker cache; the first
+ *                         library of a profile must be there (for an MPI
+ *                         profile it is also the library an image is matched
+ *                         on), later ones are injected when the host has them
+ *   library = GLOB        over the cache's sonames (libnvidia-*.so.1), or an
+ *                         absolute glob over host files
+ *   program = NAME        the first NAME in the host's $PATH
+ *   path = SRC[:DST]      a host file or tree (SRC may hold a '*', for the
+ *                         multiarch directory: its first match); the ELF
+ *                         files below a tree are walked like libraries
+ *   env = NAME=VALUE      VALUE may hold ${libdir:SONAME}, the host directory
+ *                         of SONAME
+ *
  * ---- the host ------------------------------------------------------------------
  * Every host lookup (the linker cache /etc/ld.so.cache, the libraries, the
  * programs in $PATH, `path` and `detect` entries) is made below the host
@@ -100,7 +114,9 @@ enum {
 };
 /* Inject what profile p lists: its library, program, path and env entries
  * (device entries are the caller's), with the libraries they need, into h.
- * Refuses (-1) when a library is missing on the host, when the image has no
+ * The first library must be on the host; later ones, and globs, are
+ * injected when the host has them. Refuses (-1) when the first library or a
+ * program is missing on the host, when the image has no
  * glibc, or when an injected object needs a newer glibc than the image's. */
 int husk_inject_profile(struct husk_inject *ctx, struct husk_host *h,
 	const struct husk_profile *p, unsigned flags, struct husk_err *err);

@@ -144,6 +144,40 @@ want_line "fake nvidia-smi: CUDA_VISIBLE_DEVICES="
 want_line "read-only"
 case_end
 
+case_begin "a site gpu profile replaces the built-in list (its libraries, programs, paths, env)"
+mkdir -p "$ROOT/etc/OpenCL/vendors"
+echo "libcuda.so.1" >"$ROOT/etc/OpenCL/vendors/nvidia.icd"
+cat >"$STAGE/site.conf" <<'EOF2'
+[profile nvidia]
+kind = gpu
+flavour = nvidia
+library = libcuda.so.1
+path = /etc/OpenCL/vendors/nvidia.icd
+env = NVIDIA_DRIVER_FROM=site-profile
+EOF2
+run_husk run --config "$STAGE/site.conf" --nv "$GIMG" -- /bin/sh -c \
+	'cudacheck; cat /etc/OpenCL/vendors/nvidia.icd; echo FROM=$NVIDIA_DRIVER_FROM; ls /.husk-host'
+want_status 0
+want_line "cuInit=42"
+want_line "libcuda.so.1"
+want_line "FROM=site-profile"
+want_no_line "bin"
+case_end
+
+case_begin "gpu = auto in husk.conf: GPUs without --gpu; --gpu=none turns it off"
+printf '[run]\ngpu = auto\n' >"$STAGE/auto.conf"
+CUDA_VISIBLE_DEVICES=1 run_husk run --config "$STAGE/auto.conf" "$IMG_SQFS" -- /bin/sh -c \
+	"$READ_GPUS; echo CUDA=\$CUDA_VISIBLE_DEVICES"
+want_status 0
+want_line "fake nvidia1"
+want_no_re '^fake nvidia[023]$'
+want_line "CUDA=0"
+CUDA_VISIBLE_DEVICES=1 run_husk run --config "$STAGE/auto.conf" --gpu=none "$IMG_SQFS" -- /bin/sh -c \
+	'echo CUDA=$CUDA_VISIBLE_DEVICES'
+want_status 0
+want_line "CUDA=1"
+case_end
+
 case_begin "--nv on an image without glibc: refused, the host's libcuda cannot run there"
 run_husk run --nv "$IMG_SQFS" -- /bin/true
 want_status 125
@@ -194,7 +228,7 @@ case_begin "the provenance record names the visible GPU, the hidden ones and the
 CUDA_VISIBLE_DEVICES=2 run_husk run --gpu --device example.com/fpga=f0 --provenance "$STAGE/prov.json" \
 	"$IMG_SQFS" -- /bin/true
 want_status 0
-jq -r '.host[] | "\(.what) \(.name)"' "$STAGE/prov.json" >"$STAGE/prov.items" 2>&1 ||
+jq -r '.host_pieces[] | "\(.what) \(.name)"' "$STAGE/prov.json" >"$STAGE/prov.items" 2>&1 ||
 	case_fail "jq failed: $(cat "$STAGE/prov.items")"
 jq -r '.hidden[]' "$STAGE/prov.json" >"$STAGE/prov.hidden" 2>&1
 want_line "gpu /dev/nvidia3" "$STAGE/prov.items"

@@ -424,6 +424,8 @@ static void test_cdi_apply(void)
 	husk_host_init(&h);
 	CHECK("cdi apply: =all", husk_cdi_apply(root, all, &h, &nodes, &err) == 0 &&
 		has(nodes, "/dev/example0") && has(nodes, "/dev/example1"));
+	CHECK("cdi apply: =all takes gpu0 from /var/run/cdi only", husk_env_get(&h.env, "FROM_RUN") &&
+		!husk_env_get(&h.env, "EXAMPLE_GPU"));
 	husk_gpu_strv_free(nodes);
 	husk_host_free(&h);
 

@@ -333,6 +333,7 @@ static void test_profiles(void)
 	char *mid[] = { "libmid.so.1", NULL }, *old[] = { "libold.so.1", NULL };
 	char *nw[] = { "libnew.so.1", NULL }, *absent[] = { "libabsent.so.3", NULL };
 	char *glob[] = { "libmi?.so.*", NULL }, *prog[] = { "fakeinfo", NULL };
+	char *mid_absent[] = { "libmid.so.1", "libabsent.so.3", NULL };
 	char *use1[] = { "libuse1.so.1", NULL }, *use2[] = { "libuse2.so.1", NULL };
 	char *paths[] = { "/usr/lib/*/fakempi:/.husk-host/fakempi", "/nowhere/*:/x", NULL };
 	char *env[] = { "FAKE_PLUGINS=${libdir:libfakempi.so.40}/fakempi/plugins", NULL };
@@ -396,6 +397,11 @@ static void test_profiles(void)
 	husk_host_free(&h);
 	CHECK("  with HUSK_INJECT_LEAVE_OUT: skipped", try_profile("img236", &p,
 		HUSK_INJECT_LEAVE_OUT, &h, &err) == 0 && h.n_binds == 0);
+	husk_host_free(&h);
+
+	p.libraries = mid_absent;
+	CHECK("a missing library after the first: skipped", try_profile("img236", &p, 0, &h,
+		&err) == 0 && h.n_binds == 2);
 	husk_host_free(&h);
 
 	p.libraries = glob;
