@@ -572,8 +572,25 @@ static int load_shipped(struct husk_conf *c, struct husk_err *err)
 
 	if (!pattern)
 		return husk_err_set(err, ENOMEM, "configuration");
-	if (glob(pattern, 0, NULL, &g) != 0)
-		return 0;   /* none installed */
+	if (glob(pattern, 0, NULL, &g) != 0) {
+		/* None installed: a husk run from its build tree (bin/husk) uses
+		 * the profiles of its source tree (profiles/), as husk build finds
+		 * husk-build beside husk. */
+		char self[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		char *slash;
+		if (n <= 0)
+			return 0;
+		self[n] = '\0';
+		if (!(slash = strrchr(self, '/')))
+			return 0;
+		*slash = '\0';
+		free(pattern);
+		if (!(pattern = husk_strdup_printf("%s/../profiles/*.conf", self)))
+			return husk_err_set(err, ENOMEM, "configuration");
+		if (glob(pattern, 0, NULL, &g) != 0)
+			return 0;   /* none at all */
+	}
 	for (size_t i = 0; r == 0 && i < g.gl_pathc; i++) {
 		struct parse p = { .c = c, .trust = TRUST_USER, .profiles_only = true };
 		size_t from = c->n_profiles;
