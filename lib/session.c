@@ -7,7 +7,8 @@
  *
  * The session key is a SHA-256 of the uid, the launcher's identity (--join,
  * Slurm's job and step id, PMIx's namespace or Open MPI's job id), the
- * identity of the opened image (device, inode, size, mtime) and --fake-root.
+ * identity of the opened image (device, inode, size, mtime, ctime) and
+ * --fake-root.
  * The rendezvous is an abstract unix socket named after the uid and the key:
  * nothing exists in the file system, so nothing can be left behind.
  *
@@ -113,10 +114,14 @@ int husk_session_plan(struct husk_setup *s, struct husk_err *err)
 		return 0;
 	if (fstat(s->img.fd, &st) < 0)
 		return husk_err_set(err, errno, "image '%s'", s->img.path);
-	text = husk_strdup_printf("uid=%u\nlauncher=%s\nimage=%llu:%llu:%lld:%lld.%09ld\n"
-		"fake_root=%d\n", (unsigned)s->uid, id, (unsigned long long)st.st_dev,
-		(unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-		st.st_mtim.tv_nsec, p->fake_root ? 1 : 0);
+	/* The ctime too: a file rewritten in place keeps its inode, and its
+	 * size and mtime can be put back, but its ctime cannot (only the clock
+	 * sets it). */
+	text = husk_strdup_printf("uid=%u\nlauncher=%s\nimage=%llu:%llu:%lld:%lld.%09ld:"
+		"%lld.%09ld\nfake_root=%d\n", (unsigned)s->uid, id,
+		(unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size,
+		(long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec,
+		st.st_ctim.tv_nsec, p->fake_root ? 1 : 0);
 	if (!text)
 		return husk_err_set(err, ENOMEM, "session key");
 	sha256_init(&ctx);

@@ -107,9 +107,15 @@ for kind in $KINDS; do
 done
 
 case_begin "32 concurrent launches without a session (for comparison)"
+# Each one waits until all 32 are running: a user namespace freed early can
+# hand its inode number to a later one, which would look like sharing.
+mkdir -p "$STAGE/alive"
 start=$(date +%s%N)
 for i in $(seq 32); do
-	bg_husk "n-$i" run "$IMG_SQFS" -- /bin/sh -c 'readlink /proc/self/ns/user; /probe sleep 1'
+	bg_husk "n-$i" run "$IMG_SQFS" -- /bin/sh -c 'readlink /proc/self/ns/user; /probe sleep 1
+		touch '"$STAGE/alive"'/$$-'"$i"'; n=0
+		while [ "$(ls '"$STAGE/alive"' | wc -l)" -lt 32 ] && [ $n -lt 300 ]; do
+			sleep 0.1; n=$((n + 1)); done'
 done
 wait
 end=$(date +%s%N)
@@ -180,6 +186,44 @@ done
 [ "$(cat "$STAGE/slurm-1.out")" = "$(cat "$STAGE/slurm-2.out")" ] ||
 	case_fail "two launches of one Slurm step did not share a user namespace"
 grep -q 'joined session' "$STAGE/slurm-1.err" || case_fail "no session for a Slurm step"
+want_no_server
+check_leftovers
+case_end
+
+case_begin "an image rewritten in place (same size, mtime put back) never joins the old session"
+# Two images of identical size that differ in one file's content.
+for v in one two; do
+	rm -rf "$STAGE/rw-$v"
+	cp -a "$IMG_DIR" "$STAGE/rw-$v"
+	echo "$v" >"$STAGE/rw-$v/msg"
+	touch -d @1700000000 "$STAGE/rw-$v/msg"
+	mksquashfs "$STAGE/rw-$v" "$STAGE/rw-$v.sqfs" -noappend -quiet -no-progress -noI -noD -noF \
+		-noX -all-root -mkfs-time 1700000000 -all-time 1700000000 >/dev/null 2>&1 ||
+		case_fail "mksquashfs failed"
+done
+[ "$(stat -c %s "$STAGE/rw-one.sqfs")" = "$(stat -c %s "$STAGE/rw-two.sqfs")" ] ||
+	case_fail "the two images differ in size"
+cp "$STAGE/rw-one.sqfs" "$STAGE/rw.sqfs"
+touch -d @1700000000 "$STAGE/rw.sqfs"
+rm -f "$STAGE/ready-rw"
+bg_husk rw-1 run --join="$TAG-rw" "$STAGE/rw.sqfs" -- /bin/sh -c \
+	'readlink /proc/self/ns/user; cat /msg; echo ready >'"$STAGE/ready-rw"'; /probe sleep 3'
+wait_for_file "$STAGE/ready-rw" ready 20 || case_fail "the first member never started"
+ino=$(stat -c %i "$STAGE/rw.sqfs")
+# Rewrite in place: same inode, same size, the old mtime put back.
+cat "$STAGE/rw-two.sqfs" >"$STAGE/rw.sqfs"
+touch -d @1700000000 "$STAGE/rw.sqfs"
+[ "$(stat -c %i "$STAGE/rw.sqfs")" = "$ino" ] || case_fail "the rewrite changed the inode"
+bg_husk rw-2 run -v --join="$TAG-rw" "$STAGE/rw.sqfs" -- /bin/sh -c 'readlink /proc/self/ns/user; cat /msg'
+wait
+[ "$(bg_status rw-1)" = 0 ] && [ "$(bg_status rw-2)" = 0 ] ||
+	case_fail "statuses $(bg_status rw-1) and $(bg_status rw-2), want 0 and 0"
+[ "$(sed -n 2p "$STAGE/rw-1.out")" = one ] || case_fail "the first member read '$(sed -n 2p "$STAGE/rw-1.out")', want one"
+[ "$(sed -n 2p "$STAGE/rw-2.out")" = two ] ||
+	case_fail "the second member read '$(sed -n 2p "$STAGE/rw-2.out")' from the rewritten image, want two"
+[ "$(head -n1 "$STAGE/rw-1.out")" != "$(head -n1 "$STAGE/rw-2.out")" ] ||
+	case_fail "the second member joined the session of the old image"
+grep -q '(started it)' "$STAGE/rw-2.err" || case_fail "the second member did not start a session of its own"
 want_no_server
 check_leftovers
 case_end
