@@ -58,6 +58,7 @@ struct husk_setup {
 	uid_t uid;
 	gid_t gid;
 	sigset_t old_mask;           /* the caller's signal mask, restored for exec */
+	struct sigaction old_pipe;   /* the caller's SIGPIPE disposition, likewise */
 	double t0;                   /* start time, for -v phase timing */
 	/* Filled in by the supervisor (inside the namespaces): */
 	int proc_fd;

@@ -434,7 +434,8 @@ int husk_container_exec(struct husk_setup *s, struct husk_err *err)
 		return -1;
 	if (husk_provenance_write(s, err) < 0)
 		return -1;
-	if (sigprocmask(SIG_SETMASK, &s->old_mask, NULL) < 0)
+	if (sigaction(SIGPIPE, &s->old_pipe, NULL) < 0 ||
+	    sigprocmask(SIG_SETMASK, &s->old_mask, NULL) < 0)
 		return husk_err_set(err, errno, "cannot restore the signal mask");
 	husk_info("exec '%s' at %.2f ms", s->argv[0], since(s));
 	exec_command(s, err);

@@ -961,6 +961,12 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 		setup_free(&s);
 		return husk_err_set(err, errno, "cannot prepare the launch");
 	}
+	/* A closed stderr must not kill husk in place of the command's status:
+	 * at a Slurm time limit srun stops reading the step's output while
+	 * the command may still exit with a code of its own. The command gets
+	 * the caller's disposition back (root.c); the top process keeps
+	 * ignoring SIGPIPE until it exits. */
+	sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, &s.old_pipe);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	fflush(NULL);
 	sup = fork();

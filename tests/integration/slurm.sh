@@ -118,14 +118,23 @@ check_node_clean() { # NODE NETPID JOB
 	[ -z "$left" ] || case_fail "$node: left in its spool: $(echo $left)"
 }
 
-# Wait for no husk-session process of ours (they end within 10 s idle).
-wait_no_session() {
+# husk-session processes of ours that a launch of job JOB started (their
+# environment is that launch's).
+job_sessions() { # JOB
+	local p
+	for p in $(pgrep -u "$MY_UID" -x husk-session); do
+		tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qx "SLURM_JOB_ID=$1" && echo "$p"
+	done
+}
+
+# Wait for no husk-session of job JOB (a session ends with its last member).
+wait_no_session() { # JOB
 	local i
-	for i in $(seq 240); do
-		[ -z "$(pgrep -u "$MY_UID" -x husk-session)" ] && return 0
+	for i in $(seq 100); do
+		[ -z "$(job_sessions "$1")" ] && return 0
 		sleep 0.05
 	done
-	case_fail "husk-session still running: $(pgrep -u "$MY_UID" -x husk-session | tr '\n' ' ')"
+	case_fail "husk-session of job $1 still running: $(job_sessions "$1" | tr '\n' ' ')"
 }
 
 # The pid of a daemon of the cluster (DIR/pids: "NAME PID").

@@ -134,6 +134,18 @@ for r in 0 1; do
 done
 case_end
 
+case_begin "srun --time=1 --signal=USR1@40: USR1 before the limit, SIGTERM at it, trapped once each"
+wait_bg limit "$LIMIT_PID"
+want_status 43
+want_count 1 USR1 "$STAGE/limit.log"
+want_count 1 TERM "$STAGE/limit.log"
+job=$(job_by_name "$T-limit")
+want_job "$job" JobState TIMEOUT
+want_job "$job" ExitCode 43:0
+want_re "DUE TO TIME LIMIT" "$ERR"
+case_end
+
+# Last: its leftover check must see no other job's processes.
 case_begin "scancel of a running job: the SIGTERM trap runs once, its exit code recorded, nothing left"
 rm -f "$STAGE"/trap.*
 bg_srun trap -J "$T-trap" -n 2 "$HUSK" run "$IMG_SQFS" -- /bin/sh -c '
@@ -155,20 +167,9 @@ want_count 1 trapped "$STAGE/trap.1"
 job_gone "$job" 30
 want_job "$job" JobState CANCELLED
 want_job "$job" ExitCode 42:0
-wait_no_session
+wait_no_session "$job"
 check_leftovers 5
 check_node_clean "$NODE" $$ "$job"
-case_end
-
-case_begin "srun --time=1 --signal=USR1@40: USR1 before the limit, SIGTERM at it, trapped once each"
-wait_bg limit "$LIMIT_PID"
-want_status 43
-want_count 1 USR1 "$STAGE/limit.log"
-want_count 1 TERM "$STAGE/limit.log"
-job=$(job_by_name "$T-limit")
-want_job "$job" JobState TIMEOUT
-want_job "$job" ExitCode 43:0
-want_re "DUE TO TIME LIMIT" "$ERR"
 case_end
 
 done_testing

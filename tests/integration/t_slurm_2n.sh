@@ -112,7 +112,7 @@ for r in 2 3; do want_count 1 "trapped on n2" "$STAGE/trap.$r"; done
 job_gone "$job" 30
 want_job "$job" JobState CANCELLED
 want_job "$job" ExitCode 42:0
-wait_no_session
+wait_no_session "$job"
 check_leftovers 5
 check_node_clean n1 "$N1_NET" "$job"
 check_node_clean n2 "$N2_NET" "$job"
