@@ -918,7 +918,18 @@ static int parse_paths(struct closure *w, const struct husk_profile *p, struct p
 			return husk_err_set(w->err, ENOMEM, "%s", w->what);
 		*out = v;
 		v[*n_out].src = host_glob(w->ctx, x);
-		v[*n_out].dst = strdup(colon ? colon : x);
+		/* Without DST, the path the glob matched, as the host names it. */
+		if (colon) {
+			v[*n_out].dst = strdup(colon);
+		} else if (v[*n_out].src) {
+			const char *root = husk_inject_host_root(w->ctx);
+			size_t rl = strlen(root);
+			const char *own = strncmp(v[*n_out].src, root, rl) ? v[*n_out].src :
+				v[*n_out].src + rl;
+			v[*n_out].dst = strdup(*own ? own : "/");
+		} else {
+			v[*n_out].dst = strdup(x);
+		}
 		if (errno == ENOENT && !v[*n_out].src) {
 			husk_info("%s: path '%s' matches nothing on this host; skipped", w->what, x);
 			free(v[*n_out].dst);

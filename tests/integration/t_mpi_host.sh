@@ -137,6 +137,46 @@ want_husk_error
 want_re "^husk: --mpi=host: host library 'libmpi\\.so\\.40' \\('/usr/lib/x86_64-linux-gnu/libmpi\\.so\\.40\\.99\\.0'\\) needs glibc 2\\.99, but image '$MPI_SQFS' has glibc 2\\.36; use an image with glibc 2\\.99 or newer, or --mpi=container$" "$ERR"
 case_end
 
+# A host with InfiniBand: a fake host root whose libmpi.so.40 needs only
+# GLIBC_2.2.5, with libibverbs and an mlx5 provider, the provider's driver
+# list and a verbs device node; the same tree without the device.
+IB=$STAGE/ibhost
+L=$IB/usr/lib/x86_64-linux-gnu
+mkdir -p "$IB/etc/libibverbs.d" "$L/libibverbs" "$IB/dev/infiniband"
+echo /usr/lib/x86_64-linux-gnu >"$IB/etc/ld.so.conf"
+printf 'GLIBC_2.2.5 { global: f; g; };\n' >"$STAGE/libc25.map"
+cc -shared -fPIC -nostdlib -Wl,-soname,libc.so.6 -Wl,--version-script="$STAGE/libc25.map" \
+	-o "$L/libc.so.6" "$STAGE/libc.c"
+echo 'int ibv_get_device_list(void) { return 0; }' >"$STAGE/ibv.c"
+cc -shared -fPIC -nostdlib -Wl,-soname,libibverbs.so.1 -o "$L/libibverbs.so.1.14.44.0" "$STAGE/ibv.c" "$L/libc.so.6"
+echo 'int mlx5dv_query_device(void) { return 0; }' >"$STAGE/mlx5.c"
+cc -shared -fPIC -nostdlib -Wl,-soname,libmlx5.so.1 -o "$L/libmlx5.so.1.24.44.0" "$STAGE/mlx5.c" "$L/libibverbs.so.1.14.44.0"
+cp "$L/libmlx5.so.1.24.44.0" "$L/libibverbs/libmlx5-rdmav34.so"
+echo 'driver mlx5' >"$IB/etc/libibverbs.d/mlx5.driver"
+echo 'extern int f; int MPI_Init(void) { return f; }' >"$STAGE/mpi25.c"
+cc -shared -fPIC -nostdlib -Wl,-soname,libmpi.so.40 -o "$L/libmpi.so.40.30.5" "$STAGE/mpi25.c" "$L/libc.so.6"
+unshare -r /sbin/ldconfig -r "$IB"
+: >"$IB/dev/infiniband/uverbs0"
+
+case_begin "--mpi=host on an InfiniBand host: the verbs library, its providers and driver list go in too"
+HUSK_HOST_ROOT=$IB run_husk run --dry-run --mpi=host "$MPI_SQFS" -- pingpong
+want_status 0
+want_re "interconnect.*infiniband"
+want_re "libibverbs\.so\.1"
+want_re "libmlx5\.so\.1"
+want_re "/etc/libibverbs\.d"
+want_re "/usr/lib/x86_64-linux-gnu/libibverbs"
+case_end
+
+case_begin "--mpi=host on a host without InfiniBand devices: no verbs pieces"
+rm -f "$IB/dev/infiniband/uverbs0"
+rmdir "$IB/dev/infiniband"
+HUSK_HOST_ROOT=$IB run_husk run --dry-run --mpi=host "$MPI_SQFS" -- pingpong
+want_status 0
+want_no_re "infiniband"
+want_no_re "libibverbs"
+case_end
+
 case_begin "--mpi=host leaves nothing behind"
 leftover_baseline
 run_husk run --mpi=host "$MPI_SQFS" -- /bin/true
