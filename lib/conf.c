@@ -575,8 +575,11 @@ static int load_shipped(struct husk_conf *c, struct husk_err *err)
 	if (glob(pattern, 0, NULL, &g) != 0) {
 		/* None installed: a husk run from its build tree (bin/husk) uses
 		 * the profiles of its source tree (profiles/), as husk build finds
-		 * husk-build beside husk. */
+		 * husk-build beside husk. Not when a test build was pointed at a
+		 * data directory of its own. */
 		char self[PATH_MAX];
+		if (strcmp(datadir(), HUSK_DATADIR))
+			return 0;
 		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 		char *slash;
 		if (n <= 0)
