@@ -6,6 +6,7 @@
  * offset read from the file is checked against its length. */
 #include "husk_config.h"
 #include "inject.h"
+#include "util.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -102,19 +103,6 @@ static const char *str_at(const struct elf_view *v, uint64_t i)
 	return (const char *)v->b + v->strtab + i;
 }
 
-static int strv_add(char ***v, size_t *n, const char *s)
-{
-	char **nv = realloc(*v, (*n + 2) * sizeof(*nv));
-
-	if (!nv)
-		return -1;
-	*v = nv;
-	if (!(nv[*n] = strdup(s)))
-		return -1;
-	nv[++*n] = NULL;
-	return 0;
-}
-
 /* "GLIBC_2.34" -> keep the higher of it and *best. */
 static void note_glibc(char best[32], const char *name)
 {
@@ -150,7 +138,7 @@ static int parse_verneed(const struct elf_view *v, size_t off, uint64_t num, str
 				if (!both)
 					return -1;
 				strcpy(stpcpy(stpcpy(both, file), " "), name);
-				r = strv_add(&e->vneed, &n, both);
+				r = husk_strv_push(&e->vneed, &n, both);
 				free(both);
 				if (r < 0)
 					return -1;
@@ -186,7 +174,7 @@ static int parse_verdef(const struct elf_view *v, size_t off, uint64_t num, stru
 			if (!(name = str_at(v, va->vda_name)))
 				return -1;
 			note_glibc(e->glibc_defined, name);
-			if (strv_add(&e->vdef, &n, name) < 0)
+			if (husk_strv_push(&e->vdef, &n, name) < 0)
 				return -1;
 		}
 		if (!vd->vd_next)
@@ -204,7 +192,7 @@ static int split_runpath(const char *s, struct husk_elf *e, size_t *n)
 	if (!copy)
 		return -1;
 	for (char *d = strtok_r(copy, ":", &save); d && r == 0; d = strtok_r(NULL, ":", &save))
-		r = strv_add(&e->runpath, n, d);
+		r = husk_strv_push(&e->runpath, n, d);
 	free(copy);
 	return r;
 }
@@ -258,7 +246,7 @@ int husk_elf_parse(const void *buf, size_t len, struct husk_elf *e)
 		const char *s;
 		if (dyn[i].d_tag != DT_NEEDED)
 			continue;
-		if (!(s = str_at(&v, dyn[i].d_un.d_val)) || strv_add(&e->needed, &n_needed, s) < 0)
+		if (!(s = str_at(&v, dyn[i].d_un.d_val)) || husk_strv_push(&e->needed, &n_needed, s) < 0)
 			goto bad;
 	}
 	if (soname != (uint64_t)-1) {

@@ -95,19 +95,6 @@ static bool strv_has(char **v, const char *s)
 	return false;
 }
 
-static int strv_add_copy(char ***v, size_t *n, const char *s)
-{
-	char **nv = realloc(*v, (*n + 2) * sizeof(*nv));
-
-	if (!nv)
-		return -1;
-	*v = nv;
-	if (!(nv[*n] = strdup(s)))
-		return -1;
-	nv[++*n] = NULL;
-	return 0;
-}
-
 /* ---- context ----------------------------------------------------------------- */
 
 int husk_inject_open(struct husk_inject **out, struct husk_image *img, struct husk_err *err)
@@ -571,7 +558,7 @@ static int closure_deps(struct closure *w, size_t i)
 			continue;
 		if (runtime_in_image(w, dep)) {
 			husk_debug("%s: %s (needed by %s) comes from the image", w->what, dep, parent);
-			if (strv_add_copy(&w->from_image, &w->n_from_image, dep) < 0)
+			if (husk_strv_push(&w->from_image, &w->n_from_image, dep) < 0)
 				return husk_err_set(w->err, ENOMEM, "%s", w->what);
 			continue;
 		}

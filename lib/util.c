@@ -150,3 +150,16 @@ bool husk_has_subids(const char *file, const char *user, uid_t uid)
 	fclose(f);
 	return found;
 }
+
+int husk_strv_push(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 2) * sizeof(*nv));
+
+	if (!nv)
+		return -1;
+	*v = nv;
+	if (!(nv[*n] = strdup(s)))
+		return -1;
+	nv[++*n] = NULL;
+	return 0;
+}

@@ -33,6 +33,9 @@ const char *husk_errno_name(int e);
  * as mksquashfs and newuidmap live in sbin, often missing from a user's PATH).
  * Writes the path to out; 0 when found, -1 otherwise. */
 int husk_find_tool(const char *name, char *out, size_t size);
+/* Append a copy of s to the NULL-terminated list *v of *n entries (grown
+ * as needed, kept NULL-terminated). 0, or -1 when out of memory. */
+int husk_strv_push(char ***v, size_t *n, const char *s);
 /* Does /etc/subuid or /etc/subgid (file) give user (or uid) a range? */
 bool husk_has_subids(const char *file, const char *user, uid_t uid);
 
