@@ -376,7 +376,9 @@ HUSK_API int husk_check_privilege(struct husk_err *err);
 
 /* Run the plan. Returns the exit status the husk command should exit with
  * (the command's, 128+N, ...) or -1 with *err set (its status field says
- * which exit status to use). In dry-run mode, writes the report to `out`. */
+ * which exit status to use). In dry-run mode, writes the report to `out`.
+ * After a launch (not a build step) the signals husk forwards stay blocked
+ * in the caller, which is expected to exit with the status returned. */
 struct _IO_FILE;
 HUSK_API int husk_run(struct husk_plan *plan, struct _IO_FILE *dry_run_out,
 	struct husk_err *err);

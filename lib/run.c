@@ -985,7 +985,13 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 	fcntl(death[1], F_SETFL, O_NONBLOCK);
 	ret = top_main(&s, sup, death[1], err);
 	close(death[1]);
-	sigprocmask(SIG_SETMASK, &s.old_mask, NULL);
+	/* The forwarded signals stay blocked: the husk command exits next with
+	 * the command's status, and a signal that arrives now (Slurm sends
+	 * SIGTERM to the step more than once at a time limit) must not kill
+	 * husk in place of that status. A RUN step of husk build goes on to
+	 * other work, so it gets its mask back. */
+	if (plan->build_step)
+		sigprocmask(SIG_SETMASK, &s.old_mask, NULL);
 	setup_free(&s);
 	return ret;
 }

@@ -100,4 +100,23 @@ case_begin "no leftovers after the signal runs"
 check_leftovers
 case_end
 
+case_begin "SIGTERM sent over and over (Slurm at a time limit): husk exits with the command's status, never of the signal"
+# The command traps TERM and exits 43; husk's top process gets TERM without
+# pause until it is gone. A TERM that arrives after the command's end must
+# not kill husk in place of that status.
+bad=0
+for i in $(seq 10); do
+	"$HUSK" run "$IMG_SQFS" -- /bin/sh -c 'trap "exit 43" TERM; while :; do sleep 0.05; done' \
+		</dev/null >/dev/null 2>"$STAGE/flood.err" &
+	pid=$!
+	sleep 0.3
+	while kill -TERM "$pid" 2>/dev/null; do :; done
+	wait "$pid"
+	st=$?
+	[ "$st" = 43 ] || { bad=$((bad + 1)); diag "round $i: status $st"; }
+done
+[ "$bad" = 0 ] || case_fail "$bad of 10 rounds did not exit with the command's 43"
+check_leftovers
+case_end
+
 done_testing
