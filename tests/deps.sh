@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install what husk needs to build and test on Debian 12 (run as root).
-# Build: compiler, autotools, the libraries configure looks for.
+# Build: compiler, autotools, the libraries configure looks for (and the
+# static archives of squashfuse's decompressors, linked into husk).
 # Tests: busybox-static and squashfs-tools for the test images, fuse3 for
 # /dev/fuse, util-linux's setpriv to run tests as an ordinary user, umoci
 # (and skopeo, for Docker archives) to make OCI image layouts for the husk
@@ -14,6 +15,7 @@
 set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
       libsquashfuse-dev libfuse3-dev fuse3 libcap-dev libhwloc-dev uuid-dev libdeflate-dev
+      zlib1g-dev liblzma-dev liblzo2-dev liblz4-dev libzstd-dev
       libarchive-dev libjson-c-dev libyaml-dev libssl-dev nettle-dev
       squashfs-tools busybox-static util-linux procps umoci skopeo jq
       mmdebstrap uidmap openmpi-bin hwloc slurmctld slurmd slurm-client munge iproute2
