@@ -10,11 +10,13 @@
  *   - The image never changes while mounted, so entries, attributes and
  *     negative lookups (ENOENT, frequent in language runtimes' module search)
  *     are cached by the kernel for as long as the mount lives.
- *   - open and opendir are left unimplemented with FUSE_CAP_NO_OPEN_SUPPORT
- *     and FUSE_CAP_NO_OPENDIR_SUPPORT: the kernel (4.19+ / 5.1+) then skips
- *     the open/release round trips and treats every file as FOPEN_KEEP_CACHE
- *     and every directory as FOPEN_CACHE_DIR, so pages and listings stay in
- *     the page cache.
+ *   - open answers FOPEN_KEEP_CACHE (and opendir FOPEN_CACHE_DIR), so pages
+ *     and listings stay in the page cache from one open to the next, and
+ *     from one launch of a session to the next. (Leaving open unimplemented
+ *     with FUSE_CAP_NO_OPEN_SUPPORT saves the open round trip, but on Linux
+ *     6.18 every open then started from an empty page cache: a second
+ *     `cat` of a file, or a second exec of a program, read and decompressed
+ *     all of it, and its libraries, again.)
  * The mount is done with mount(2) on an fd we opened (O_CLOEXEC), which is
  * allowed inside a user namespace since Linux 4.18; no fusermount3. */
 #include "husk_config.h"
@@ -54,6 +56,11 @@
 #define SHARED_CACHE_BLOCKS 64
 /* Pending push-ahead jobs; more are dropped (they are only an optimisation). */
 #define PUSH_RING 512
+/* Whole files pushed after their first open: how many may wait, how many
+ * inodes are remembered (not pushed twice), and how much of one file. */
+#define PUSH_FILES 256
+#define PUSHED_SET 8192
+#define PUSH_FILE_MAX (64u << 20)
 
 /* ---- the reader: one `sqfs` plus its fd ------------------------------ */
 
@@ -276,7 +283,25 @@ struct husk_sqfs_server {
 	unsigned push_head, push_tail;
 	struct sqfs_reader push_reader;
 	bool pushing;
+	bool push_files;             /* push whole files after their first open */
+	struct file_job { fuse_ino_t ino; off_t next, size; } file_ring[PUSH_FILES];
+	unsigned file_head, file_tail;
+	fuse_ino_t pushed[PUSHED_SET];   /* open addressing; 0 is empty */
+	/* What the kernel asked (-v): updated atomically by the workers. */
+	unsigned long n_lookup, n_open, n_read, read_bytes, pushed_bytes;
 };
+
+#define COUNT(srv, field, n) __atomic_fetch_add(&(srv)->field, (n), __ATOMIC_RELAXED)
+
+void husk_sqfs_server_stats(struct husk_sqfs_server *srv, char *buf, size_t size)
+{
+	snprintf(buf, size, "%lu lookups, %lu opens, %lu reads (%lu KiB), %lu KiB pushed ahead",
+		__atomic_load_n(&srv->n_lookup, __ATOMIC_RELAXED),
+		__atomic_load_n(&srv->n_open, __ATOMIC_RELAXED),
+		__atomic_load_n(&srv->n_read, __ATOMIC_RELAXED),
+		__atomic_load_n(&srv->read_bytes, __ATOMIC_RELAXED) >> 10,
+		__atomic_load_n(&srv->pushed_bytes, __ATOMIC_RELAXED) >> 10);
+}
 
 static void reader_free(void *p)
 {
@@ -365,13 +390,14 @@ static int get_inode(fuse_req_t req, fuse_ino_t ino, sqfs **fsp, sqfs_inode *ino
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	const unsigned want = FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT |
-		FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS |
-		FUSE_CAP_READDIRPLUS;
+	const unsigned want = FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ |
+		FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS;
 
 	conn->want |= conn->capable & want;
 	/* Always "plus": the image never changes, attributes are good forever. */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* The kernel sends OPEN (see op_open). */
+	conn->want &= ~(FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT);
 	/* No writes ever: no need for the kernel to ask about flushes or locks. */
 	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	conn->max_readahead = 1u << 20;
@@ -386,6 +412,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	bool found = false;
 	sqfs *fs;
 
+	COUNT((struct husk_sqfs_server *)fuse_req_userdata(req), n_lookup, 1);
 	if (get_inode(req, parent, &fs, &dir))
 		return;
 	if (!S_ISDIR(dir.base.mode)) {
@@ -644,6 +671,62 @@ static void push_rest(struct husk_sqfs_server *srv, fuse_ino_t ino, sqfs_inode *
 	push_job(srv, ino, (off + (off_t)len + 4095) & ~(off_t)4095, last);
 }
 
+/* A file just opened is pushed whole, block by block, when the pusher has
+ * nothing more urgent: what the program reads next is then in the page
+ * cache, decompressed on another CPU while it runs, instead of one round
+ * trip (and one decompression on its critical path) per fault or read. */
+/* Remember ino as pushed (or queued); false when it already was, or when
+ * its probe run of the set is full. Call with push_mu held. */
+static bool pushed_insert(struct husk_sqfs_server *srv, fuse_ino_t ino)
+{
+	size_t h = (size_t)(ino * 0x9E3779B97F4A7C15ull) % PUSHED_SET;
+
+	for (size_t i = 0; i < 16; i++, h = (h + 1) % PUSHED_SET) {
+		if (srv->pushed[h] == ino)
+			return false;
+		if (srv->pushed[h] == 0) {
+			srv->pushed[h] = ino;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void push_file(struct husk_sqfs_server *srv, fuse_ino_t ino)
+{
+	pthread_mutex_lock(&srv->push_mu);
+	if (srv->file_tail - srv->file_head < PUSH_FILES && pushed_insert(srv, ino)) {
+		srv->file_ring[srv->file_tail++ % PUSH_FILES] =
+			(struct file_job){ .ino = ino, .next = 0, .size = -1 };
+		pthread_cond_signal(&srv->push_cv);
+	}
+	pthread_mutex_unlock(&srv->push_mu);
+}
+
+/* The next block of the oldest file job; false when it is done. */
+static bool file_job_next(struct husk_sqfs_server *srv, struct push_job *j, size_t bs)
+{
+	struct file_job *f = &srv->file_ring[srv->file_head % PUSH_FILES];
+	sqfs_inode inode;
+
+	if (f->size < 0) {
+		if (sqfs_inode_get(&srv->push_reader.fs, &inode,
+		    ino_to_id(&srv->push_reader.fs, f->ino)) ||
+		    !S_ISREG(sqfs_mode(inode.base.inode_type)))
+			return false;
+		f->size = (off_t)inode.xtra.reg.file_size;
+		if (f->size > (off_t)PUSH_FILE_MAX)
+			f->size = PUSH_FILE_MAX;
+	}
+	if (f->next >= f->size)
+		return false;
+	j->ino = f->ino;
+	j->off = f->next;
+	j->len = f->size - f->next < (off_t)bs ? (size_t)(f->size - f->next) : bs;
+	f->next += (off_t)j->len;
+	return true;
+}
+
 static void *pusher(void *p)
 {
 	struct husk_sqfs_server *srv = p;
@@ -657,11 +740,20 @@ static void *pusher(void *p)
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
 		sqfs_inode inode;
 		ssize_t got;
+		bool have = false;
 
 		pthread_mutex_lock(&srv->push_mu);
-		while (srv->push_head == srv->push_tail)
-			pthread_cond_wait(&srv->push_cv, &srv->push_mu);
-		j = srv->push_ring[srv->push_head++ % PUSH_RING];
+		while (!have) {
+			while (srv->push_head == srv->push_tail && srv->file_head == srv->file_tail)
+				pthread_cond_wait(&srv->push_cv, &srv->push_mu);
+			if (srv->push_head != srv->push_tail) {
+				/* The rest of blocks just read: the most urgent. */
+				j = srv->push_ring[srv->push_head++ % PUSH_RING];
+				have = true;
+			} else if (!(have = file_job_next(srv, &j, cap))) {
+				srv->file_head++;
+			}
+		}
 		pthread_mutex_unlock(&srv->push_mu);
 		if (j.len > cap)
 			j.len = cap;
@@ -673,7 +765,8 @@ static void *pusher(void *p)
 		bv.buf[0].mem = buf;
 		bv.buf[0].size = (size_t)got;
 		/* -ENOENT: the kernel forgot the inode; nothing to do. */
-		fuse_lowlevel_notify_store(srv->se, j.ino, j.off, &bv, 0);
+		if (fuse_lowlevel_notify_store(srv->se, j.ino, j.off, &bv, 0) == 0)
+			COUNT(srv, pushed_bytes, (unsigned long)got);
 	}
 	return NULL;
 }
@@ -703,6 +796,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	fuse_reply_buf(req, buf, (size_t)got);
+	COUNT(srv, n_read, 1);
+	COUNT(srv, read_bytes, (unsigned long)got);
 	push_rest(srv, ino, &inode, fs->sb.block_size, off, (size_t)got);
 }
 
@@ -765,6 +860,27 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
 		fuse_reply_err(req, EIO);
 	else
 		fuse_reply_buf(req, buf, used);
+}
+
+/* Nothing to open on a read-only image (the kernel refuses writes on the
+ * read-only mount); what matters is that the page cache is kept. */
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct husk_sqfs_server *srv = fuse_req_userdata(req);
+
+	fi->keep_cache = 1;
+	fi->noflush = 1;
+	fuse_reply_open(req, fi);
+	COUNT(srv, n_open, 1);
+	if (srv->pushing && srv->push_files)
+		push_file(srv, ino);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fi->keep_cache = 1;
+	fi->cache_readdir = 1;
+	fuse_reply_open(req, fi);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -834,6 +950,8 @@ static const struct fuse_lowlevel_ops sqfs_ops = {
 	.getattr = op_getattr,
 	.readlink = op_readlink,
 	.read = op_read,
+	.open = op_open,
+	.opendir = op_opendir,
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,
 	.getxattr = op_getxattr,
@@ -1010,6 +1128,8 @@ static void store_block(struct husk_sqfs_server *srv, fuse_ino_t ino, off_t off,
 	bv.buf[0].mem = (void *)blk->data;
 	for (int tries = 0; tries < 100; tries++) {
 		int r = fuse_lowlevel_notify_store(srv->se, ino, off, &bv, 0);
+		if (r == 0)
+			COUNT(srv, pushed_bytes, (unsigned long)blk->size);
 		if (r != -ENOENT)
 			return;
 		usleep(200);
@@ -1035,6 +1155,10 @@ static void *prefetch_file(void *p)
 	}
 	if (lookup_file(&r.fs, a->path, &inode, &id) == 0) {
 		fuse_ino_t ino = id_to_ino(&r.fs, id);
+		/* Not pushed once more when exec opens it. */
+		pthread_mutex_lock(&srv->push_mu);
+		pushed_insert(srv, ino);
+		pthread_mutex_unlock(&srv->push_mu);
 		sqfs_blocklist_init(&r.fs, &inode, &bl);
 		while (bl.remain > 0 && n < SHARED_CACHE_BLOCKS / 2 && !sqfs_blocklist_next(&bl)) {
 			struct husk_blk blk;
@@ -1097,6 +1221,7 @@ int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err)
 	pthread_attr_setstacksize(&attr, 256 << 10);
 	srv->pushing = !getenv("HUSK_NO_PUSH") &&
 		pthread_create(&srv->loop, &attr, pusher, srv) == 0;
+	srv->push_files = !getenv("HUSK_NO_PUSH_FILES");
 	for (int i = 0; i < server_threads(); i++) {
 		e = pthread_create(&srv->loop, &attr, serve, srv);
 		if (e && i == 0) {

@@ -57,6 +57,30 @@ for kind in $KINDS; do
 	case_end
 done
 
+# -v ends with what the kernel asked of husk's SquashFS server; push-ahead
+# and prefetch are off so that every page comes from a read the kernel made.
+served_reads() {
+	sed -n 's/.*image served: .* \([0-9][0-9]*\) reads (.*/\1/p' "$ERR"
+}
+
+case_begin "pages of the SquashFS image stay cached from one open to the next"
+loop='i=0; while [ $i -lt $0 ]; do cat /bin/busybox >/dev/null; i=$((i + 1)); done'
+HUSK_NO_PUSH=1 HUSK_NO_PREFETCH=1 run_husk run -v "$IMG_SQFS" -- /bin/sh -c "$loop" 1
+want_status 0
+once=$(served_reads)
+HUSK_NO_PUSH=1 HUSK_NO_PREFETCH=1 run_husk run -v "$IMG_SQFS" -- /bin/sh -c "$loop" 5
+want_status 0
+five=$(served_reads)
+diag "reads for one cat of /bin/busybox: $once; for five: $five"
+if [ -z "$once" ] || [ -z "$five" ]; then
+	case_fail "no 'image served' line with -v"
+elif [ "$once" -lt 4 ]; then
+	case_fail "only $once reads for a 2 MB file: is push-ahead still on?"
+elif [ "$five" -gt $((once + 2)) ]; then
+	case_fail "five reads of one file made $five reads of the image, one made $once: the page cache was dropped"
+fi
+case_end
+
 case_begin "the SquashFS file is unchanged"
 want_true "tiny.sqfs changed during the runs" cmp -s "$IMG_SQFS" "$SCRATCH/tiny.sqfs.copy"
 case_end
