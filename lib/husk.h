@@ -105,13 +105,29 @@ HUSK_API int husk_idmap_parse(const char *text, struct husk_idmap_extent *out, i
 /* ---- images ------------------------------------------------------------ */
 
 enum husk_image_kind { HUSK_IMAGE_DIR = 1, HUSK_IMAGE_SQUASHFS = 2 };
+struct husk_image_fact;
 struct husk_image {
 	char *path;          /* absolute path as given (made absolute) */
 	enum husk_image_kind kind;
 	int fd;              /* O_CLOEXEC: O_RDONLY file or O_PATH|O_DIRECTORY dir */
-	struct sqfs_reader *sqfs;  /* SquashFS reader (direct, no mount) */
+	struct sqfs_reader *sqfs;  /* SquashFS reader (direct, no mount); see
+	                            * husk_image_sqfs, which opens it when lazy */
+	struct husk_image_fact *facts;   /* small files read (and missing), kept */
+	size_t n_facts;
 };
 HUSK_API int husk_image_open(struct husk_image *img, const char *path, struct husk_err *err);
+/* The same, but a SquashFS image's reader (and its checks) waits for the
+ * first read: a session member may never need it (husk_image_facts_import). */
+HUSK_API int husk_image_open_lazy(struct husk_image *img, const char *path,
+	struct husk_err *err);
+/* The SquashFS reader, opened now if it was not; NULL with err set. */
+HUSK_API struct sqfs_reader *husk_image_sqfs(struct husk_image *img, struct husk_err *err);
+/* What husk_image_read_file read (and found missing) in this image, as one
+ * blob, and the other way round: a session server hands its members the
+ * files it read (same image: the session key has its identity), so that
+ * they need not open and decompress the image to plan a launch. */
+HUSK_API int husk_image_facts_export(const struct husk_image *img, char **blob, size_t *len);
+HUSK_API int husk_image_facts_import(struct husk_image *img, const char *blob, size_t len);
 HUSK_API void husk_image_close(struct husk_image *img);
 /* Does PATH exist in the image (as anything; symlinks not followed)? */
 HUSK_API bool husk_image_exists(struct husk_image *img, const char *path);

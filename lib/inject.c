@@ -243,8 +243,11 @@ static int image_readlink(struct husk_inject *ctx, const char *path, char *buf, 
 {
 	ssize_t n;
 
-	if (ctx->img->kind == HUSK_IMAGE_SQUASHFS)
-		return husk_sqfs_reader_readlink(ctx->img->sqfs, path, buf, size);
+	if (ctx->img->kind == HUSK_IMAGE_SQUASHFS) {
+		struct husk_err e = { 0 };
+		struct sqfs_reader *rd = husk_image_sqfs(ctx->img, &e);
+		return rd ? husk_sqfs_reader_readlink(rd, path, buf, size) : -1;
+	}
 	/* Every directory above path was already checked not to be a symlink. */
 	n = readlinkat(ctx->img->fd, path[1] ? path + 1 : ".", buf, size - 1);
 	if (n < 0)
@@ -355,8 +358,11 @@ static int image_pread(void *data, uint64_t off, size_t len, void *dst)
 {
 	struct image_reader *r = data;
 
-	if (r->fd < 0)
-		return husk_sqfs_reader_pread(r->ctx->img->sqfs, r->path, off, len, dst);
+	if (r->fd < 0) {
+		struct husk_err e = { 0 };
+		struct sqfs_reader *rd = husk_image_sqfs(r->ctx->img, &e);
+		return rd ? husk_sqfs_reader_pread(rd, r->path, off, len, dst) : -1;
+	}
 	while (len) {
 		ssize_t n = pread(r->fd, dst, len, (off_t)off);
 		if (n <= 0)
@@ -386,7 +392,8 @@ static const struct husk_elf *image_elf(struct husk_inject *ctx, const char *rea
 		if (!strcmp(ctx->image_objs[i].path, real))
 			return ctx->image_objs[i].ok ? &ctx->image_objs[i].elf : NULL;
 	if (ctx->img->kind == HUSK_IMAGE_SQUASHFS) {
-		r = husk_sqfs_reader_size(ctx->img->sqfs, real, &size);
+		struct sqfs_reader *sq = husk_image_sqfs(ctx->img, err);
+		r = sq ? husk_sqfs_reader_size(sq, real, &size) : -1;
 	} else if ((rd.fd = husk_resolve(ctx->img->fd, real, O_RDONLY | O_NOCTTY)) < 0) {
 		r = errno == ENOENT ? 1 : -1;
 	} else {

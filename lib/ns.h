@@ -33,6 +33,13 @@ struct husk_session {
 	int userns_fd, mntns_fd;     /* the server's namespaces, or -1 */
 	char stage[64];              /* the server's stage; the image is at STAGE/root */
 	int root_fd;                 /* the image root cloned from the server, or -1 */
+	/* The shared root: the server assembles the container's mount tree once,
+	 * for the plan of the launch that started it; a member whose plan is the
+	 * same (binds, masks, generated files: root_key) joins that mount
+	 * namespace and only has its command to start. */
+	char root_key[65];           /* sha256 hex of the mount plan, "" for none */
+	char offered_key[65];        /* the key of the root the server offered */
+	int rootns_fd;               /* the shared root's mount namespace, or -1 */
 };
 
 /* Everything `husk run` decided before touching the system, plus the fds the
@@ -75,18 +82,31 @@ struct husk_setup {
  * image (supervisor, after open_sources: clone the server's image root). */
 int husk_session_plan(struct husk_setup *s, struct husk_err *err);
 int husk_session_join(struct husk_setup *s, struct husk_err *err);
+int husk_session_peek(struct husk_setup *s, struct husk_err *err);
 int husk_session_enter(struct husk_setup *s, struct husk_err *err);
 int husk_session_take_image(struct husk_setup *s, struct husk_err *err);
+/* After the mounts and identity files are planned: the shared root's key. */
+void husk_session_plan_root(struct husk_setup *s);
+/* A member with the shared root: setns into it (supervisor). */
+int husk_session_enter_root(struct husk_setup *s, struct husk_err *err);
 void husk_session_free(struct husk_session *sess);
 /* run.c: what the session server does for the image: a private stage and
  * the image mounted at STAGE/root (FUSE threads not started yet). */
 struct husk_sqfs_server;
 int husk_stage_image(struct husk_setup *s, struct husk_sqfs_server **srv,
 	struct husk_err *err);
+/* run.c: open the bind sources as detached trees (the server, before its
+ * stage covers any of them), and assemble the root in a mount namespace of
+ * its own, as a member would (the server's helper process). */
+int husk_open_bind_sources(struct husk_setup *s, struct husk_err *err);
+int husk_assemble_shared_root(struct husk_setup *s, struct husk_err *err);
 
 /* root.c: run in the child; assembles the root, pivots, execs. Returns only
- * on failure. */
+ * on failure. Assemble is the part up to pivot_root, start the rest (working
+ * directory, privileges, exec), which a member of a shared root runs alone. */
 int husk_container_exec(struct husk_setup *s, struct husk_err *err);
+int husk_container_assemble(struct husk_setup *s, struct husk_err *err);
+int husk_container_start(struct husk_setup *s, struct husk_err *err);
 
 /* provenance.c: one JSON line per launch, appended to --provenance FILE.
  * open and prepare run in the top process before anything is set up (a file

@@ -386,7 +386,9 @@ static void exec_command(struct husk_setup *s, struct husk_err *err)
 	}
 }
 
-int husk_container_exec(struct husk_setup *s, struct husk_err *err)
+/* Overlay, binds and masks on the image mounted at STAGE/root, then
+ * pivot_root into it: the container's mount tree, as its command sees it. */
+int husk_container_assemble(struct husk_setup *s, struct husk_err *err)
 {
 	autoclose int image_root = -1, root = -1;
 	unsigned long long root_mnt;
@@ -426,6 +428,12 @@ int husk_container_exec(struct husk_setup *s, struct husk_err *err)
 	if (pivot(root, err) < 0)
 		return -1;
 	husk_info("pivot_root done at %.2f ms", since(s));
+	return 0;
+}
+
+/* In the assembled root: the working directory, the privileges, exec. */
+int husk_container_start(struct husk_setup *s, struct husk_err *err)
+{
 	if (enter_cwd(s, err) < 0)
 		return -1;
 	if (husk_drop_privileges(s->plan->fake_root, err) < 0)
@@ -440,4 +448,11 @@ int husk_container_exec(struct husk_setup *s, struct husk_err *err)
 	husk_info("exec '%s' at %.2f ms", s->argv[0], since(s));
 	exec_command(s, err);
 	return -1;
+}
+
+int husk_container_exec(struct husk_setup *s, struct husk_err *err)
+{
+	if (husk_container_assemble(s, err) < 0)
+		return -1;
+	return husk_container_start(s, err);
 }

@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -376,11 +377,13 @@ static int plan_launch(struct husk_setup *s, struct husk_err *err)
 		return husk_err_set(err, 0, "--cwd '%s': not an absolute path; give the directory "
 			"as seen inside the container", p->cwd);
 	s->cwd = strdup(p->cwd ? p->cwd : cwd);
-	if (husk_image_open(&s->img, p->image_path, err) < 0 || check_digest(s, err) < 0)
+	/* Lazy: a member of a running session plans with the files its server
+	 * read from the image (husk_session_peek), without opening it. */
+	if (husk_image_open_lazy(&s->img, p->image_path, err) < 0 || check_digest(s, err) < 0)
+		return -1;
+	if (husk_session_plan(s, err) < 0 || (!p->dry_run && husk_session_peek(s, err) < 0))
 		return -1;
 	if (husk_meta_read(&s->img, &s->meta, err) < 0 || choose_command(s, err) < 0)
-		return -1;
-	if (husk_session_plan(s, err) < 0)
 		return -1;
 	s->workdir = s->meta.workdir;
 	if (build_env(s, err) < 0 || build_mounts(s, err) < 0)
@@ -388,6 +391,7 @@ static int plan_launch(struct husk_setup *s, struct husk_err *err)
 	if (!p->build_step && husk_identity_files(&s->img, p->fake_root, s->uid, s->gid, s->home,
 	    &s->passwd, &s->group, err) < 0)
 		return -1;
+	husk_session_plan_root(s);
 	/* Opened now, so that a file we cannot write stops the launch before
 	 * anything runs; the record is written just before exec. */
 	if (p->provenance && !p->dry_run && (husk_provenance_open(s, err) < 0 ||
@@ -489,18 +493,8 @@ static void clone_source(int *fd, bool *detached)
 	}
 }
 
-/* Open every host path we need while the host's tree is still in view (the
- * stage is mounted over one of its directories next). */
-static int open_sources(struct husk_setup *s, struct husk_err *err)
+int husk_open_bind_sources(struct husk_setup *s, struct husk_err *err)
 {
-	if (s->img.kind == HUSK_IMAGE_DIR && !s->sess.on) {
-		/* Opened again: a bind needs a mount of our own namespace, and the
-		 * first fd was opened in the host's. */
-		s->dir_image_fd = open(s->img.path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (s->dir_image_fd < 0)
-			return husk_err_set(err, errno, "image '%s'", s->img.path);
-		clone_source(&s->dir_image_fd, &s->dir_image_detached);
-	}
 	/* Each source becomes a detached copy of its mount tree now: the staging
 	 * tmpfs mounted next must not show up inside a recursive bind of, say,
 	 * the host's /tmp. */
@@ -520,6 +514,21 @@ static int open_sources(struct husk_setup *s, struct husk_err *err)
 		clone_source(&m->src_fd, &m->detached);
 	}
 	return 0;
+}
+
+/* Open every host path we need while the host's tree is still in view (the
+ * stage is mounted over one of its directories next). */
+static int open_sources(struct husk_setup *s, struct husk_err *err)
+{
+	if (s->img.kind == HUSK_IMAGE_DIR && !s->sess.on) {
+		/* Opened again: a bind needs a mount of our own namespace, and the
+		 * first fd was opened in the host's. */
+		s->dir_image_fd = open(s->img.path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (s->dir_image_fd < 0)
+			return husk_err_set(err, errno, "image '%s'", s->img.path);
+		clone_source(&s->dir_image_fd, &s->dir_image_detached);
+	}
+	return husk_open_bind_sources(s, err);
 }
 
 /* A private tmpfs over an existing host directory, in our mount namespace
@@ -632,6 +641,34 @@ int husk_stage_image(struct husk_setup *s, struct husk_sqfs_server **srv,
 	return r ? -1 : 0;
 }
 
+/* The session server's helper, in a child of the server (which has staged
+ * the image and serves it): the root a member would assemble, in a mount
+ * namespace of its own, from the bind sources the server opened before its
+ * stage existed. The server keeps that namespace; members join it. */
+int husk_assemble_shared_root(struct husk_setup *s, struct husk_err *err)
+{
+	autoclose int stage = -1, image = -1;
+
+	/* A copy of the server's tree, where the image is at STAGE/root. */
+	if (unshare(CLONE_NEWNS) < 0)
+		return husk_err_set(err, errno, "cannot create a mount namespace");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return husk_err_set(err, errno, "cannot make the mount tree private");
+	stage = openat(AT_FDCWD, s->stage_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (stage >= 0)
+		image = openat(stage, "root", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (image < 0 || (s->sess.root_fd = husk_clone_tree(image)) < 0)
+		return husk_err_set(err, errno, "cannot take the session's image");
+	if (s->stage_fd >= 0)
+		close(s->stage_fd);
+	s->stage_fd = -1;
+	s->sess.on = true;   /* the image comes from the session (make_stage) */
+	if (make_stage(s, err) < 0 || write_generated(s, err) < 0 ||
+	    mount_image(s, NULL, err) < 0)
+		return -1;
+	return husk_container_assemble(s, err);
+}
+
 struct child_report {
 	struct husk_err err;
 };
@@ -645,7 +682,10 @@ static void child_main(struct husk_setup *s, int report_fd, pid_t supervisor)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != supervisor)
 		_exit(HUSK_EXIT_FAILURE);
-	husk_container_exec(s, &rep.err);
+	if (s->sess.rootns_fd >= 0)
+		husk_container_start(s, &rep.err);   /* the root is the session's */
+	else
+		husk_container_exec(s, &rep.err);
 	husk_write_all(report_fd, &rep, sizeof(rep));
 	_exit(rep.err.status ? rep.err.status : HUSK_EXIT_FAILURE);
 }
@@ -840,24 +880,36 @@ static void prefetch_command(struct husk_setup *s, struct husk_sqfs_server *srv)
 static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *err)
 {
 	struct husk_sqfs_server *srv = NULL;
-	int report[2];
+	int report[2], ret;
 	pid_t cmd;
 
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	s->proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (s->proc_fd < 0)
 		return husk_err_set(err, errno, "cannot open '/proc'");
-	if (s->sess.on ? husk_session_enter(s, err) < 0 :
-	    husk_userns_enter(s->plan->fake_root, s->uid, s->gid, err) < 0)
-		return -1;
-	husk_info("namespaces at %.2f ms", husk_now_ms() - s->t0);
-	if (open_sources(s, err) < 0 || (s->sess.on && husk_session_take_image(s, err) < 0) ||
-	    make_stage(s, err) < 0 || write_generated(s, err) < 0 || mount_image(s, &srv, err) < 0)
-		return -1;
-	husk_info("image mounted at %.2f ms", husk_now_ms() - s->t0);
+	if (s->sess.rootns_fd >= 0) {
+		/* The session's assembled root: nothing to mount. */
+		if (husk_session_enter_root(s, err) < 0)
+			return -1;
+		husk_info("namespaces (the session's root) at %.2f ms", husk_now_ms() - s->t0);
+	} else {
+		if (s->sess.on ? husk_session_enter(s, err) < 0 :
+		    husk_userns_enter(s->plan->fake_root, s->uid, s->gid, err) < 0)
+			return -1;
+		husk_info("namespaces at %.2f ms", husk_now_ms() - s->t0);
+		if (open_sources(s, err) < 0 ||
+		    (s->sess.on && husk_session_take_image(s, err) < 0) || make_stage(s, err) < 0 ||
+		    write_generated(s, err) < 0 || mount_image(s, &srv, err) < 0)
+			return -1;
+		husk_info("image mounted at %.2f ms", husk_now_ms() - s->t0);
+	}
 	if (pipe2(report, O_CLOEXEC) < 0)
 		return husk_err_set(err, errno, "pipe");
-	cmd = fork();
+	/* A member of a session's shared root has nothing to mount: its command's
+	 * process only enters the working directory, drops its privileges and
+	 * execs, while we wait (vfork). That spares copying our page tables,
+	 * which costs about 1 ms on a paravirtualised VM. */
+	cmd = s->sess.rootns_fd >= 0 ? vfork() : fork();
 	if (cmd < 0)
 		return husk_err_set(err, errno, "fork");
 	if (cmd == 0) {
@@ -873,7 +925,13 @@ static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *
 	}
 	if (srv)
 		prefetch_command(s, srv);
-	return supervise(s, cmd, report[0], death_fd, err);
+	ret = supervise(s, cmd, report[0], death_fd, err);
+	if (srv) {
+		char stats[160];
+		husk_sqfs_server_stats(srv, stats, sizeof(stats));
+		husk_info("image served: %s", stats);
+	}
+	return ret;
 }
 
 /* ---- the top process ---------------------------------------------- */
@@ -935,6 +993,7 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 	s.t0 = husk_now_ms();
 	s.proc_fd = s.stage_fd = s.dir_image_fd = s.prov_fd = -1;
 	s.sess.conn_fd = s.sess.userns_fd = s.sess.mntns_fd = s.sess.root_fd = -1;
+	s.sess.rootns_fd = -1;
 	if (husk_check_privilege(err) < 0)
 		return -1;
 	if (plan_launch(&s, err) < 0) {

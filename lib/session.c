@@ -45,12 +45,16 @@
 #include <sys/wait.h>
 
 #define IDLE_MS 10000
-#define MAGIC "husk-s1"
+#define MAGIC "husk-s3"
 
 struct hello {
 	char magic[8];
 	char stage[64];
+	char root_key[65];   /* the shared root's key; its fd is the third, if any */
+	uint32_t facts_len;  /* the image's small files follow (husk_image_facts_*) */
 };
+/* More is not sent (the files a launch reads to plan are a few KB). */
+#define FACTS_MAX (1u << 20)
 
 /* What the server tells the launch that started it. */
 enum { REP_READY = 1, REP_LOST_RACE, REP_ERROR };
@@ -106,7 +110,8 @@ int husk_session_plan(struct husk_setup *s, struct husk_err *err)
 	uint8_t md[SHA256_DIGEST_SIZE];
 	struct stat st;
 
-	x->conn_fd = x->userns_fd = x->mntns_fd = x->root_fd = -1;
+	x->conn_fd = x->userns_fd = x->mntns_fd = x->root_fd = x->rootns_fd = -1;
+	x->root_key[0] = '\0';
 	if (p->no_join || p->build_step)
 		return 0;
 	if (p->join && !*p->join)
@@ -134,9 +139,48 @@ int husk_session_plan(struct husk_setup *s, struct husk_err *err)
 	return 0;
 }
 
+static void hash_str(struct sha256_ctx *ctx, const char *v)
+{
+	/* With its terminating NUL: "a","bc" and "ab","c" differ. */
+	v = v ? v : "";
+	sha256_update(ctx, strlen(v) + 1, (const uint8_t *)v);
+}
+
+/* The shared root's key: everything the assembled mount tree depends on
+ * (the image and the ids are in the session key). The working directory is
+ * not: each member enters its own. --writable-tmpfs gives each launch a
+ * private writable layer, so it never shares. */
+void husk_session_plan_root(struct husk_setup *s)
+{
+	struct husk_session *x = &s->sess;
+	struct sha256_ctx ctx;
+	uint8_t md[SHA256_DIGEST_SIZE];
+
+	x->root_key[0] = '\0';
+	if (!x->on || s->plan->writable_tmpfs || s->plan->build_step)
+		return;
+	sha256_init(&ctx);
+	hash_str(&ctx, "husk-root-1");
+	hash_str(&ctx, x->key);
+	for (size_t i = 0; i < s->n_mnts; i++) {
+		const struct husk_mnt *m = &s->mnts[i];
+		char flags[8];
+		snprintf(flags, sizeof(flags), "%d%d%d%d%d", m->ro, m->nodev, m->optional,
+			m->generated, m->hide);
+		hash_str(&ctx, m->src);
+		hash_str(&ctx, m->dst);
+		hash_str(&ctx, flags);
+	}
+	hash_str(&ctx, s->passwd);
+	hash_str(&ctx, s->group);
+	sha256_digest(&ctx, sizeof(md), md);
+	for (size_t i = 0; i < sizeof(md); i++)
+		snprintf(x->root_key + 2 * i, 3, "%02x", md[i]);
+}
+
 void husk_session_free(struct husk_session *x)
 {
-	int *fds[] = { &x->conn_fd, &x->userns_fd, &x->mntns_fd, &x->root_fd };
+	int *fds[] = { &x->conn_fd, &x->userns_fd, &x->mntns_fd, &x->root_fd, &x->rootns_fd };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0) {
@@ -171,10 +215,20 @@ static void report(int fd, int kind, struct husk_err *err)
 	husk_write_all(fd, &r, sizeof(r));
 }
 
-static void send_hello(int c, int userns_fd, int mntns_fd, const char *stage)
+struct offer {
+	int userns_fd, mntns_fd;
+	const char *stage;
+	const char *root_key;        /* "" when there is no shared root */
+	int rootns_fd;               /* or -1 */
+	char *facts;                 /* husk_image_facts_export of our image */
+	size_t facts_len;
+};
+
+static void send_hello(int c, const struct offer *o)
 {
 	struct hello h;
-	int fds[2] = { userns_fd, mntns_fd };
+	int fds[3] = { o->userns_fd, o->mntns_fd, o->rootns_fd };
+	size_t nfd = o->rootns_fd >= 0 ? 3 : 2;
 	char cbuf[CMSG_SPACE(sizeof(fds))];
 	struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
@@ -183,18 +237,23 @@ static void send_hello(int c, int userns_fd, int mntns_fd, const char *stage)
 
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, MAGIC, sizeof(MAGIC));
-	snprintf(h.stage, sizeof(h.stage), "%s", stage);
+	snprintf(h.stage, sizeof(h.stage), "%s", o->stage);
+	if (o->rootns_fd >= 0)
+		snprintf(h.root_key, sizeof(h.root_key), "%s", o->root_key);
+	h.facts_len = (uint32_t)o->facts_len;
 	memset(cbuf, 0, sizeof(cbuf));
+	mh.msg_controllen = CMSG_SPACE(nfd * sizeof(int));
 	cm = CMSG_FIRSTHDR(&mh);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
-	(void)sendmsg(c, &mh, MSG_NOSIGNAL);
+	cm->cmsg_len = CMSG_LEN(nfd * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, nfd * sizeof(int));
+	if (sendmsg(c, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(h) && o->facts_len)
+		(void)husk_write_all(c, o->facts, o->facts_len);
 }
 
 /* Serve members until the last one is gone. Never returns. */
-static void serve(int lfd, int userns_fd, int mntns_fd, const char *stage)
+static void serve(int lfd, const struct offer *o)
 {
 	struct pollfd *pfd = NULL;
 	size_t n = 0, cap = 0;
@@ -242,7 +301,7 @@ static void serve(int lfd, int userns_fd, int mntns_fd, const char *stage)
 				close(c);
 				continue;
 			}
-			send_hello(c, userns_fd, mntns_fd, stage);
+			send_hello(c, o);
 			if (n + 2 > cap) {
 				struct pollfd *v = realloc(pfd, (cap = cap ? 2 * cap : 64) * sizeof(*v));
 				if (!v) {
@@ -265,6 +324,49 @@ static void serve(int lfd, int userns_fd, int mntns_fd, const char *stage)
 	_exit(0);
 }
 
+/* The shared root: a helper process assembles it (run.c) while we serve
+ * the image to it; we keep its mount namespace, which lives as long as we
+ * hold the fd, and the helper goes. -1 when there is none: members then
+ * assemble their own roots, and report what went wrong themselves. */
+static int shared_root(struct husk_setup *s)
+{
+	int p[2], fd = -1;
+	struct pollfd pfd;
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		struct husk_err e = { 0 };
+		close(p[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (husk_assemble_shared_root(s, &e) < 0 || write(p[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();   /* until the server has opened our namespace */
+	}
+	close(p[1]);
+	pfd.fd = p[0];
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 30000) == 1 && read(p[0], &c, 1) == 1) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	close(p[0]);
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return fd;
+}
+
 /* The session server, in the grandchild of the launch that starts it. */
 static void server_main(struct husk_setup *s, int rep)
 {
@@ -272,7 +374,8 @@ static void server_main(struct husk_setup *s, int rep)
 	struct husk_sqfs_server *srv = NULL;
 	struct sockaddr_un sa;
 	socklen_t salen = session_addr(s, &sa);
-	int lfd, img, userns_fd, mntns_fd, devnull;
+	int lfd, img, devnull;
+	struct offer o = { .userns_fd = -1, .mntns_fd = -1, .rootns_fd = -1 };
 	sigset_t all;
 	struct rlimit rl;
 
@@ -327,22 +430,43 @@ static void server_main(struct husk_setup *s, int rep)
 	prctl(PR_SET_NAME, "husk-session");
 	s->proc_fd = -1;
 	s->sess.on = false;   /* the server mounts the image itself */
-	if (husk_userns_enter(s->plan->fake_root, s->uid, s->gid, &err) < 0 ||
-	    husk_stage_image(s, &srv, &err) < 0 ||
+	if (husk_userns_enter(s->plan->fake_root, s->uid, s->gid, &err) < 0) {
+		report(rep, REP_ERROR, &err);
+		_exit(1);
+	}
+	/* The bind sources of the shared root, opened while our copy of the
+	 * host's tree is not yet covered by the stage. A failure only means no
+	 * shared root: the launches say what is wrong. */
+	if (s->sess.root_key[0] && husk_open_bind_sources(s, &err) < 0) {
+		s->sess.root_key[0] = '\0';
+		memset(&err, 0, sizeof(err));
+	}
+	if (husk_stage_image(s, &srv, &err) < 0 ||
 	    (srv && husk_sqfs_server_start(srv, &err) < 0)) {
 		report(rep, REP_ERROR, &err);
 		_exit(1);
 	}
-	userns_fd = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
-	mntns_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-	if (userns_fd < 0 || mntns_fd < 0) {
+	o.userns_fd = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+	o.mntns_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (o.userns_fd < 0 || o.mntns_fd < 0) {
 		husk_err_set(&err, errno, "session server: cannot open its namespaces");
 		report(rep, REP_ERROR, &err);
 		_exit(1);
 	}
+	if (s->sess.root_key[0])
+		o.rootns_fd = shared_root(s);
+	for (size_t i = 0; i < s->n_mnts; i++)
+		if (s->mnts[i].src_fd >= 0) {
+			close(s->mnts[i].src_fd);
+			s->mnts[i].src_fd = -1;
+		}
+	o.stage = s->stage_path;
+	o.root_key = s->sess.root_key;
+	if (husk_image_facts_export(&s->img, &o.facts, &o.facts_len) < 0 || o.facts_len > FACTS_MAX)
+		o.facts_len = 0;
 	report(rep, REP_READY, NULL);
 	close(rep);
-	serve(lfd, userns_fd, mntns_fd, s->stage_path);
+	serve(lfd, &o);
 }
 
 /* Start a server; 0 when one is (now) there to connect to. */
@@ -400,7 +524,7 @@ static int try_connect(struct husk_setup *s, struct husk_err *err)
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
 	struct hello h;
-	int fds[2];
+	int fds[3] = { -1, -1, -1 };
 	char cbuf[CMSG_SPACE(sizeof(fds))];
 	struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
@@ -408,6 +532,7 @@ static int try_connect(struct husk_setup *s, struct husk_err *err)
 	struct cmsghdr *cm;
 	struct pollfd pfd;
 	ssize_t n;
+	size_t nfd = 0;
 
 	if (fd < 0)
 		return husk_err_set(err, errno, "session socket");
@@ -437,25 +562,69 @@ static int try_connect(struct husk_setup *s, struct husk_err *err)
 	while ((n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
 		;
 	cm = CMSG_FIRSTHDR(&mh);
-	if (n != (ssize_t)sizeof(h) || memcmp(h.magic, MAGIC, sizeof(MAGIC)) || !cm ||
-	    cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(fds))) {
-		if (cm && cm->cmsg_type == SCM_RIGHTS) {
-			size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			memcpy(fds, CMSG_DATA(cm), k < 2 ? k * sizeof(int) : sizeof(fds));
-			for (size_t i = 0; i < k && i < 2; i++)
-				close(fds[i]);
-		}
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len >= CMSG_LEN(0)) {
+		nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		nfd = nfd > 3 ? 3 : nfd;
+		memcpy(fds, CMSG_DATA(cm), nfd * sizeof(int));
+	}
+	if (n != (ssize_t)sizeof(h) || memcmp(h.magic, MAGIC, sizeof(MAGIC)) || nfd < 2) {
+		for (size_t i = 0; i < nfd; i++)
+			close(fds[i]);
 		if (n <= 0)
 			return 0;   /* the server was leaving: start another */
 		return husk_err_set(err, 0, "session %s: unexpected answer from its server", x->key);
 	}
-	memcpy(fds, CMSG_DATA(cm), sizeof(fds));
 	x->userns_fd = fds[0];
 	x->mntns_fd = fds[1];
 	h.stage[sizeof(h.stage) - 1] = '\0';
+	h.root_key[sizeof(h.root_key) - 1] = '\0';
 	snprintf(x->stage, sizeof(x->stage), "%s", h.stage);
+	/* The server's root is ours only if it was assembled from our plan,
+	 * which husk_session_join checks once the plan is complete. */
+	if (nfd == 3) {
+		x->rootns_fd = fds[2];
+		snprintf(x->offered_key, sizeof(x->offered_key), "%s", h.root_key);
+	}
+	if (h.facts_len && h.facts_len <= FACTS_MAX) {
+		autofree char *facts = malloc(h.facts_len);
+		size_t got = 0;
+		while (facts && got < h.facts_len &&
+		       ((n = read(fd, facts + got, h.facts_len - got)) > 0 || (n < 0 && errno == EINTR)))
+			if (n > 0)
+				got += (size_t)n;
+		/* Without them (or with a bad blob) the image is read as usual. */
+		if (facts && got == h.facts_len)
+			(void)husk_image_facts_import(&s->img, facts, got);
+	}
 	x->conn_fd = steal_fd(&fd);
 	return 1;
+}
+
+/* A member planning its launch: connect to a server that is already there
+ * (starting none), for the files of the image it read (husk_image_facts). */
+int husk_session_peek(struct husk_setup *s, struct husk_err *err)
+{
+	struct husk_session *x = &s->sess;
+	int r;
+
+	if (!x->on || !husk_have_open_tree())
+		return 0;
+	if ((r = try_connect(s, err)) < 0)
+		return -1;
+	if (r > 0)
+		husk_debug("session %s is up: planning with the files its server read", x->key);
+	return 0;
+}
+
+/* Once the plan is complete: the server's root is ours only if it was
+ * assembled from the same mounts. */
+static void check_offer(struct husk_session *x)
+{
+	if (x->rootns_fd >= 0 && (!x->root_key[0] || strcmp(x->offered_key, x->root_key))) {
+		close(x->rootns_fd);
+		x->rootns_fd = -1;
+	}
 }
 
 int husk_session_join(struct husk_setup *s, struct husk_err *err)
@@ -464,6 +633,13 @@ int husk_session_join(struct husk_setup *s, struct husk_err *err)
 
 	if (!x->on)
 		return 0;
+	if (x->conn_fd >= 0) {
+		/* Connected while planning (husk_session_peek). */
+		check_offer(x);
+		husk_info("joined session %s (existing) at %.2f ms, %s", x->key,
+			husk_now_ms() - s->t0, x->rootns_fd >= 0 ? "its shared root" : "a root of our own");
+		return 0;
+	}
 	if (!husk_have_open_tree()) {
 		husk_debug("not joining session %s (%s): the kernel has no open_tree (5.2); "
 			"this launch mounts the image itself", x->key, x->launcher);
@@ -476,8 +652,10 @@ int husk_session_join(struct husk_setup *s, struct husk_err *err)
 		if (r < 0)
 			return -1;
 		if (r > 0) {
-			husk_info("joined session %s (%s) at %.2f ms", x->key,
-				x->started ? "started it" : "existing", husk_now_ms() - s->t0);
+			check_offer(x);
+			husk_info("joined session %s (%s) at %.2f ms, %s", x->key,
+				x->started ? "started it" : "existing", husk_now_ms() - s->t0,
+				x->rootns_fd >= 0 ? "its shared root" : "a root of our own");
 			return 0;
 		}
 		if (spawn_server(s, &started, err) < 0)
@@ -528,5 +706,23 @@ int husk_session_take_image(struct husk_setup *s, struct husk_err *err)
 	}
 	if (fd < 0 || (x->root_fd = husk_clone_tree(fd)) < 0)
 		return husk_err_set(err, errno, "cannot take the image from session %s", x->key);
+	return 0;
+}
+
+/* A member whose plan is the shared root's: into the session's user
+ * namespace, then the root's mount namespace, which makes the container
+ * root our root and working directory; the command's process only has to
+ * enter its working directory and exec. */
+int husk_session_enter_root(struct husk_setup *s, struct husk_err *err)
+{
+	struct husk_session *x = &s->sess;
+
+	if (setns(x->userns_fd, CLONE_NEWUSER) < 0)
+		return husk_err_set(err, errno, "cannot join the session's user namespace");
+	if (setns(x->rootns_fd, CLONE_NEWNS) < 0)
+		return husk_err_set(err, errno, "cannot join the session's container root");
+	close(x->userns_fd);
+	close(x->mntns_fd);
+	x->userns_fd = x->mntns_fd = -1;
 	return 0;
 }

@@ -260,6 +260,72 @@ want_no_server
 check_leftovers
 case_end
 
+for kind in $KINDS; do
+	img=$(img_of "$kind")
+
+	case_begin "members with one plan share the root the server assembled; a bind of its own gets its own [$kind]"
+	mkdir -p "$STAGE/sr-extra"
+	echo extra >"$STAGE/sr-extra/file"
+	for i in 1 2 3; do
+		rm -f "$STAGE/ready-sr$i"
+	done
+	# Three members with the same mounts (--cwd and -e are not mounts), then
+	# one with a bind more, all alive at once.
+	for i in 1 2 3; do
+		bg_husk "sr-$i" run -v --join="$TAG-sr-$kind" --cwd "/bin" -e "RANK=$i" "$img" -- \
+			/bin/sh -c 'readlink /proc/self/ns/user; readlink /proc/self/ns/mnt; pwd; echo $RANK
+				test -e /sr-extra && echo sees-extra; echo ready >'"$STAGE/ready-sr$i"'; /probe sleep 2'
+	done
+	for i in 1 2 3; do
+		wait_for_file "$STAGE/ready-sr$i" ready 20 || case_fail "member $i never started"
+	done
+	bg_husk sr-b run -v --join="$TAG-sr-$kind" --cwd /etc -b "$STAGE/sr-extra:/sr-extra" "$img" -- \
+		/bin/sh -c 'readlink /proc/self/ns/user; readlink /proc/self/ns/mnt; pwd; cat /sr-extra/file'
+	wait
+	for n in sr-1 sr-2 sr-3 sr-b; do
+		[ "$(bg_status $n)" = 0 ] || { case_fail "$n: status $(bg_status $n)"; diag_file stderr "$STAGE/$n.err"; }
+	done
+	users=$(for n in sr-1 sr-2 sr-3 sr-b; do sed -n 1p "$STAGE/$n.out"; done | sort -u | wc -l)
+	[ "$users" = 1 ] || case_fail "$users user namespaces among the four members, want 1"
+	roots=$(for n in sr-1 sr-2 sr-3; do sed -n 2p "$STAGE/$n.out"; done | sort -u | wc -l)
+	[ "$roots" = 1 ] || case_fail "$roots mount namespaces among three members of one plan, want 1"
+	[ "$(sed -n 2p "$STAGE/sr-b.out")" != "$(sed -n 2p "$STAGE/sr-1.out")" ] ||
+		case_fail "the member with a bind of its own ran in the shared root"
+	for i in 1 2 3; do
+		grep -q 'joined session .*its shared root' "$STAGE/sr-$i.err" ||
+			case_fail "member $i did not say it took the shared root"
+		[ "$(sed -n 3p "$STAGE/sr-$i.out")" = /bin ] || case_fail "member $i is in '$(sed -n 3p "$STAGE/sr-$i.out")', want /bin"
+		[ "$(sed -n 4p "$STAGE/sr-$i.out")" = "$i" ] || case_fail "member $i has RANK='$(sed -n 4p "$STAGE/sr-$i.out")'"
+	done
+	grep -q sees-extra "$STAGE"/sr-[123].out && case_fail "a member of the shared root sees the other member's bind"
+	grep -q 'joined session .*a root of our own' "$STAGE/sr-b.err" ||
+		case_fail "the member with a bind of its own did not say so"
+	[ "$(sed -n 3p "$STAGE/sr-b.out")" = /etc ] || case_fail "the bind member is in '$(sed -n 3p "$STAGE/sr-b.out")', want /etc"
+	[ "$(sed -n 4p "$STAGE/sr-b.out")" = extra ] || case_fail "the bind member cannot read its bind"
+	want_no_server
+	check_leftovers
+	case_end
+done
+
+case_begin "--writable-tmpfs members never share a root: each writes its own layer"
+rm -f "$STAGE/ready-wt1"
+bg_husk wt-1 run -v --writable-tmpfs --join="$TAG-wt" "$IMG_SQFS" -- /bin/sh -c \
+	'readlink /proc/self/ns/mnt; echo one >/wt-file; echo ready >'"$STAGE/ready-wt1"'; /probe sleep 2; cat /wt-file'
+wait_for_file "$STAGE/ready-wt1" ready 20 || case_fail "the first member never started"
+bg_husk wt-2 run -v --writable-tmpfs --join="$TAG-wt" "$IMG_SQFS" -- /bin/sh -c \
+	'readlink /proc/self/ns/mnt; cat /wt-file 2>/dev/null || echo absent'
+wait
+[ "$(bg_status wt-1)" = 0 ] && [ "$(bg_status wt-2)" = 0 ] ||
+	case_fail "statuses $(bg_status wt-1) and $(bg_status wt-2), want 0 and 0"
+[ "$(sed -n 2p "$STAGE/wt-2.out")" = absent ] || case_fail "the second member saw the first one's file"
+[ "$(sed -n 2p "$STAGE/wt-1.out")" = one ] || case_fail "the first member lost its file"
+[ "$(sed -n 1p "$STAGE/wt-1.out")" != "$(sed -n 1p "$STAGE/wt-2.out")" ] ||
+	case_fail "two --writable-tmpfs members shared a mount namespace"
+grep -q 'joined session .*a root of our own' "$STAGE/wt-2.err" || case_fail "no 'root of our own' with --writable-tmpfs"
+want_no_server
+check_leftovers
+case_end
+
 for pair in "not-an-image $NOT_IMAGE" "corrupt-sqfs $CORRUPT_SQFS" "truncated-sqfs $TRUNC_SQFS"; do
 	name=${pair%% *}
 	file=${pair#* }
