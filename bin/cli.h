@@ -37,14 +37,14 @@ int cli_site_setup(struct husk_plan *plan, const char *config, struct husk_conf 
 
 /* mpi.c: --mpi=host|container (mpi: the option's value or NULL); fills
  * host; prints the error and returns -1. */
-int cli_mpi_setup(struct husk_plan *plan, const char *mpi, const struct husk_conf *conf,
+int cli_mpi_setup(struct husk_plan *plan, const char *mpi, struct husk_conf *conf,
 	struct husk_host *host);
 
 /* gpu.c: --gpu (gpu: its value or NULL, then husk.conf's gpu =) and
  * --device (devices: NULL-terminated or NULL) into host; prints the error
  * and returns -1. */
 int cli_gpu_setup(struct husk_plan *plan, const char *gpu, char **devices,
-	const struct husk_conf *conf, struct husk_host *host);
+	struct husk_conf *conf, struct husk_host *host);
 
 /* spank_task.c: a task started by the Slurm plugin (HUSK_SPANK_ARGV). */
 int cmd_spank_task(int argc, char **argv, const char *spec);

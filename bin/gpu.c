@@ -13,7 +13,7 @@
 extern char **environ;
 
 int cli_gpu_setup(struct husk_plan *plan, const char *gpu, char **devices,
-	const struct husk_conf *conf, struct husk_host *host)
+	struct husk_conf *conf, struct husk_host *host)
 {
 	struct husk_err err = { 0 };
 	struct husk_image img = { .fd = -1 };
@@ -24,6 +24,8 @@ int cli_gpu_setup(struct husk_plan *plan, const char *gpu, char **devices,
 	o.gpu = gpu ? gpu : conf && conf->gpu ? conf->gpu : "none";
 	if (!strcmp(o.gpu, "none") && !(devices && devices[0]))
 		return 0;
+	if (conf && husk_conf_load_profiles(conf, &err) < 0)
+		return cli_fail(&err), -1;
 	if (conf) {
 		o.profile[HUSK_GPU_NVIDIA] = husk_conf_profile(conf, HUSK_PROFILE_GPU, "nvidia");
 		o.profile[HUSK_GPU_AMD] = husk_conf_profile(conf, HUSK_PROFILE_GPU, "amd");

@@ -56,7 +56,7 @@ static int inject_interconnects(struct husk_inject *ctx, struct husk_host *host,
 
 /* mpi: --mpi's value, or NULL (then HUSK_MPI, then husk.conf's mpi =, then
  * container). */
-int cli_mpi_setup(struct husk_plan *plan, const char *mpi, const struct husk_conf *conf,
+int cli_mpi_setup(struct husk_plan *plan, const char *mpi, struct husk_conf *conf,
 	struct husk_host *host)
 {
 	struct husk_err err = { 0 };
@@ -74,7 +74,8 @@ int cli_mpi_setup(struct husk_plan *plan, const char *mpi, const struct husk_con
 			"image's) or container (the image's own)\n", mpi);
 		return -1;
 	}
-	if (husk_image_open(&img, plan->image_path, &err) < 0)
+	if (husk_conf_load_profiles(conf, &err) < 0 ||
+	    husk_image_open(&img, plan->image_path, &err) < 0)
 		return cli_fail(&err), -1;
 	r = husk_inject_open(&ctx, &img, &err);
 	if (r == 0)

@@ -660,12 +660,18 @@ int husk_conf_load(struct husk_conf *c, const char *user_path, struct husk_err *
 		if (load_main(c, user_path, TRUST_USER, err) < 0)
 			goto fail;
 	}
-	if (load_shipped(c, err) < 0)
-		goto fail;
 	return 0;
 fail:
 	husk_conf_free(c);
 	return -1;
+}
+
+int husk_conf_load_profiles(struct husk_conf *c, struct husk_err *err)
+{
+	if (c->shipped)
+		return 0;
+	c->shipped = true;
+	return load_shipped(c, err);
 }
 
 void husk_conf_free(struct husk_conf *c)

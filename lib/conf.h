@@ -87,11 +87,16 @@ struct husk_conf {
 	char *mpi, *gpu, *placement;  /* defaults, or NULL */
 	struct husk_profile *profiles;
 	size_t n_profiles;
+	bool shipped;        /* the shipped profiles were added (husk_conf_load_profiles) */
 };
 
-/* Load the system file (and the shipped profiles); user_path (--config or
- * HUSK_CONFIG, NULL when neither) replaces the system file when allowed. */
+/* Load the system file; user_path (--config or HUSK_CONFIG, NULL when
+ * neither) replaces the system file when allowed. The file's own profiles
+ * come with it; the shipped ones (HUSK_DATADIR/profiles) are parsed only by
+ * husk_conf_load_profiles, which what needs profiles calls first (--mpi=host,
+ * --gpu, --device, husk doctor): a plain launch does not read them. */
 int husk_conf_load(struct husk_conf *c, const char *user_path, struct husk_err *err);
+int husk_conf_load_profiles(struct husk_conf *c, struct husk_err *err);
 void husk_conf_free(struct husk_conf *c);
 /* The directory of the system file (HUSK_SYSCONFDIR), for messages. */
 const char *husk_conf_dir(void);

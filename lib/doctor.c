@@ -308,7 +308,8 @@ static void check_config(struct ctx *c)
 	char names[200] = "", imgs[64];
 	size_t n = 0, forbid = 0, dirs = 0;
 
-	if (husk_conf_load(&conf, user && *user ? user : NULL, &e) < 0) {
+	if (husk_conf_load(&conf, user && *user ? user : NULL, &e) < 0 ||
+	    husk_conf_load_profiles(&conf, &e) < 0) {
 		say(c, HUSK_CHECK_FAIL, "site configuration", NULL, "%.500s", e.msg);
 		return;
 	}

@@ -54,6 +54,8 @@ static void bad(const char *name, const char *path, const char *n1, const char *
 	struct husk_err err = { 0 };
 	int r = husk_conf_load(&c, path, &err);
 
+	if (r == 0 && (r = husk_conf_load_profiles(&c, &err)) < 0)
+		husk_conf_free(&c);
 	CHECK(name, r == -1 && strstr(err.msg, n1) && (!n2 || strstr(err.msg, n2)));
 	if (r == 0 || !strstr(err.msg, n1) || (n2 && !strstr(err.msg, n2)))
 		printf("# message: %s\n", r == 0 ? "(loaded)" : err.msg);
@@ -235,7 +237,11 @@ static void profiles(void)
 		"device = /dev/infiniband/*\n");
 	put("share/profiles/README", 0644, "not a profile\n");
 	f = put("site.conf", 0644, "[profile openmpi]\nkind = mpi\nflavour = site\n");
-	CHECK("shipped profiles load", husk_conf_load(&c, f, &err) == 0);
+	CHECK("the site file loads", husk_conf_load(&c, f, &err) == 0);
+	CHECK("the shipped profiles wait until asked for", c.n_profiles == 1 &&
+		!husk_conf_profile(&c, HUSK_PROFILE_NET, "ib"));
+	CHECK("shipped profiles load", husk_conf_load_profiles(&c, &err) == 0);
+	CHECK("... once", husk_conf_load_profiles(&c, &err) == 0 && c.n_profiles == 2);
 	if (err.msg[0])
 		printf("# message: %s\n", err.msg);
 	pr = husk_conf_profile(&c, HUSK_PROFILE_MPI, "openmpi");
