@@ -56,11 +56,6 @@
 #define SHARED_CACHE_BLOCKS 64
 /* Pending push-ahead jobs; more are dropped (they are only an optimisation). */
 #define PUSH_RING 512
-/* Whole files pushed after their first open: how many may wait, how many
- * inodes are remembered (not pushed twice), and how much of one file. */
-#define PUSH_FILES 256
-#define PUSHED_SET 8192
-#define PUSH_FILE_MAX (64u << 20)
 
 /* ---- the reader: one `sqfs` plus its fd ------------------------------ */
 
@@ -283,10 +278,6 @@ struct husk_sqfs_server {
 	unsigned push_head, push_tail;
 	struct sqfs_reader push_reader;
 	bool pushing;
-	bool push_files;             /* push whole files after their first open */
-	struct file_job { fuse_ino_t ino; off_t next, size; } file_ring[PUSH_FILES];
-	unsigned file_head, file_tail;
-	fuse_ino_t pushed[PUSHED_SET];   /* open addressing; 0 is empty */
 	/* What the kernel asked (-v): updated atomically by the workers. */
 	unsigned long n_lookup, n_open, n_read, read_bytes, pushed_bytes;
 };
@@ -671,62 +662,6 @@ static void push_rest(struct husk_sqfs_server *srv, fuse_ino_t ino, sqfs_inode *
 	push_job(srv, ino, (off + (off_t)len + 4095) & ~(off_t)4095, last);
 }
 
-/* A file just opened is pushed whole, block by block, when the pusher has
- * nothing more urgent: what the program reads next is then in the page
- * cache, decompressed on another CPU while it runs, instead of one round
- * trip (and one decompression on its critical path) per fault or read. */
-/* Remember ino as pushed (or queued); false when it already was, or when
- * its probe run of the set is full. Call with push_mu held. */
-static bool pushed_insert(struct husk_sqfs_server *srv, fuse_ino_t ino)
-{
-	size_t h = (size_t)(ino * 0x9E3779B97F4A7C15ull) % PUSHED_SET;
-
-	for (size_t i = 0; i < 16; i++, h = (h + 1) % PUSHED_SET) {
-		if (srv->pushed[h] == ino)
-			return false;
-		if (srv->pushed[h] == 0) {
-			srv->pushed[h] = ino;
-			return true;
-		}
-	}
-	return false;
-}
-
-static void push_file(struct husk_sqfs_server *srv, fuse_ino_t ino)
-{
-	pthread_mutex_lock(&srv->push_mu);
-	if (srv->file_tail - srv->file_head < PUSH_FILES && pushed_insert(srv, ino)) {
-		srv->file_ring[srv->file_tail++ % PUSH_FILES] =
-			(struct file_job){ .ino = ino, .next = 0, .size = -1 };
-		pthread_cond_signal(&srv->push_cv);
-	}
-	pthread_mutex_unlock(&srv->push_mu);
-}
-
-/* The next block of the oldest file job; false when it is done. */
-static bool file_job_next(struct husk_sqfs_server *srv, struct push_job *j, size_t bs)
-{
-	struct file_job *f = &srv->file_ring[srv->file_head % PUSH_FILES];
-	sqfs_inode inode;
-
-	if (f->size < 0) {
-		if (sqfs_inode_get(&srv->push_reader.fs, &inode,
-		    ino_to_id(&srv->push_reader.fs, f->ino)) ||
-		    !S_ISREG(sqfs_mode(inode.base.inode_type)))
-			return false;
-		f->size = (off_t)inode.xtra.reg.file_size;
-		if (f->size > (off_t)PUSH_FILE_MAX)
-			f->size = PUSH_FILE_MAX;
-	}
-	if (f->next >= f->size)
-		return false;
-	j->ino = f->ino;
-	j->off = f->next;
-	j->len = f->size - f->next < (off_t)bs ? (size_t)(f->size - f->next) : bs;
-	f->next += (off_t)j->len;
-	return true;
-}
-
 static void *pusher(void *p)
 {
 	struct husk_sqfs_server *srv = p;
@@ -740,20 +675,11 @@ static void *pusher(void *p)
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
 		sqfs_inode inode;
 		ssize_t got;
-		bool have = false;
 
 		pthread_mutex_lock(&srv->push_mu);
-		while (!have) {
-			while (srv->push_head == srv->push_tail && srv->file_head == srv->file_tail)
-				pthread_cond_wait(&srv->push_cv, &srv->push_mu);
-			if (srv->push_head != srv->push_tail) {
-				/* The rest of blocks just read: the most urgent. */
-				j = srv->push_ring[srv->push_head++ % PUSH_RING];
-				have = true;
-			} else if (!(have = file_job_next(srv, &j, cap))) {
-				srv->file_head++;
-			}
-		}
+		while (srv->push_head == srv->push_tail)
+			pthread_cond_wait(&srv->push_cv, &srv->push_mu);
+		j = srv->push_ring[srv->push_head++ % PUSH_RING];
 		pthread_mutex_unlock(&srv->push_mu);
 		if (j.len > cap)
 			j.len = cap;
@@ -872,8 +798,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->noflush = 1;
 	fuse_reply_open(req, fi);
 	COUNT(srv, n_open, 1);
-	if (srv->pushing && srv->push_files)
-		push_file(srv, ino);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1155,10 +1079,6 @@ static void *prefetch_file(void *p)
 	}
 	if (lookup_file(&r.fs, a->path, &inode, &id) == 0) {
 		fuse_ino_t ino = id_to_ino(&r.fs, id);
-		/* Not pushed once more when exec opens it. */
-		pthread_mutex_lock(&srv->push_mu);
-		pushed_insert(srv, ino);
-		pthread_mutex_unlock(&srv->push_mu);
 		sqfs_blocklist_init(&r.fs, &inode, &bl);
 		while (bl.remain > 0 && n < SHARED_CACHE_BLOCKS / 2 && !sqfs_blocklist_next(&bl)) {
 			struct husk_blk blk;
@@ -1221,7 +1141,6 @@ int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err)
 	pthread_attr_setstacksize(&attr, 256 << 10);
 	srv->pushing = !getenv("HUSK_NO_PUSH") &&
 		pthread_create(&srv->loop, &attr, pusher, srv) == 0;
-	srv->push_files = !getenv("HUSK_NO_PUSH_FILES");
 	for (int i = 0; i < server_threads(); i++) {
 		e = pthread_create(&srv->loop, &attr, serve, srv);
 		if (e && i == 0) {
