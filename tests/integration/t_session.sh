@@ -40,6 +40,17 @@ bg_status() {
 	cat "$STAGE/$1.st" 2>/dev/null || echo none
 }
 
+# Line N of a background run's output: out_line NAME N
+out_line() {
+	sed -n "${2}p" "$STAGE/$1.out"
+}
+
+# Both runs exited 0: both_ok NAME1 NAME2
+both_ok() {
+	[ "$(bg_status "$1")" = 0 ] && [ "$(bg_status "$2")" = 0 ] ||
+		case_fail "statuses $(bg_status "$1") and $(bg_status "$2"), want 0 and 0"
+}
+
 case_begin "--dry-run tells whether and which session it would join"
 run_husk run --dry-run --join="$TAG" "$IMG_SQFS" -- /bin/true
 want_status 0
@@ -216,12 +227,11 @@ touch -d @1700000000 "$STAGE/rw.sqfs"
 [ "$(stat -c %i "$STAGE/rw.sqfs")" = "$ino" ] || case_fail "the rewrite changed the inode"
 bg_husk rw-2 run -v --join="$TAG-rw" "$STAGE/rw.sqfs" -- /bin/sh -c 'readlink /proc/self/ns/user; cat /msg'
 wait
-[ "$(bg_status rw-1)" = 0 ] && [ "$(bg_status rw-2)" = 0 ] ||
-	case_fail "statuses $(bg_status rw-1) and $(bg_status rw-2), want 0 and 0"
-[ "$(sed -n 2p "$STAGE/rw-1.out")" = one ] || case_fail "the first member read '$(sed -n 2p "$STAGE/rw-1.out")', want one"
-[ "$(sed -n 2p "$STAGE/rw-2.out")" = two ] ||
-	case_fail "the second member read '$(sed -n 2p "$STAGE/rw-2.out")' from the rewritten image, want two"
-[ "$(head -n1 "$STAGE/rw-1.out")" != "$(head -n1 "$STAGE/rw-2.out")" ] ||
+both_ok rw-1 rw-2
+[ "$(out_line rw-1 2)" = one ] || case_fail "the first member read '$(out_line rw-1 2)', want one"
+[ "$(out_line rw-2 2)" = two ] ||
+	case_fail "the second member read '$(out_line rw-2 2)' from the rewritten image, want two"
+[ "$(out_line rw-1 1)" != "$(out_line rw-2 1)" ] ||
 	case_fail "the second member joined the session of the old image"
 grep -q '(started it)' "$STAGE/rw-2.err" || case_fail "the second member did not start a session of its own"
 want_no_server
@@ -285,23 +295,23 @@ for kind in $KINDS; do
 	for n in sr-1 sr-2 sr-3 sr-b; do
 		[ "$(bg_status $n)" = 0 ] || { case_fail "$n: status $(bg_status $n)"; diag_file stderr "$STAGE/$n.err"; }
 	done
-	users=$(for n in sr-1 sr-2 sr-3 sr-b; do sed -n 1p "$STAGE/$n.out"; done | sort -u | wc -l)
+	users=$(for n in sr-1 sr-2 sr-3 sr-b; do out_line $n 1; done | sort -u | wc -l)
 	[ "$users" = 1 ] || case_fail "$users user namespaces among the four members, want 1"
-	roots=$(for n in sr-1 sr-2 sr-3; do sed -n 2p "$STAGE/$n.out"; done | sort -u | wc -l)
+	roots=$(for n in sr-1 sr-2 sr-3; do out_line $n 2; done | sort -u | wc -l)
 	[ "$roots" = 1 ] || case_fail "$roots mount namespaces among three members of one plan, want 1"
-	[ "$(sed -n 2p "$STAGE/sr-b.out")" != "$(sed -n 2p "$STAGE/sr-1.out")" ] ||
+	[ "$(out_line sr-b 2)" != "$(out_line sr-1 2)" ] ||
 		case_fail "the member with a bind of its own ran in the shared root"
 	for i in 1 2 3; do
 		grep -q 'joined session .*its shared root' "$STAGE/sr-$i.err" ||
 			case_fail "member $i did not say it took the shared root"
-		[ "$(sed -n 3p "$STAGE/sr-$i.out")" = /bin ] || case_fail "member $i is in '$(sed -n 3p "$STAGE/sr-$i.out")', want /bin"
-		[ "$(sed -n 4p "$STAGE/sr-$i.out")" = "$i" ] || case_fail "member $i has RANK='$(sed -n 4p "$STAGE/sr-$i.out")'"
+		[ "$(out_line sr-$i 3)" = /bin ] || case_fail "member $i is in '$(out_line sr-$i 3)', want /bin"
+		[ "$(out_line sr-$i 4)" = "$i" ] || case_fail "member $i has RANK='$(out_line sr-$i 4)'"
 	done
 	grep -q sees-extra "$STAGE"/sr-[123].out && case_fail "a member of the shared root sees the other member's bind"
 	grep -q 'joined session .*a root of our own' "$STAGE/sr-b.err" ||
 		case_fail "the member with a bind of its own did not say so"
-	[ "$(sed -n 3p "$STAGE/sr-b.out")" = /etc ] || case_fail "the bind member is in '$(sed -n 3p "$STAGE/sr-b.out")', want /etc"
-	[ "$(sed -n 4p "$STAGE/sr-b.out")" = extra ] || case_fail "the bind member cannot read its bind"
+	[ "$(out_line sr-b 3)" = /etc ] || case_fail "the bind member is in '$(out_line sr-b 3)', want /etc"
+	[ "$(out_line sr-b 4)" = extra ] || case_fail "the bind member cannot read its bind"
 	want_no_server
 	check_leftovers
 	case_end
@@ -315,11 +325,10 @@ wait_for_file "$STAGE/ready-wt1" ready 20 || case_fail "the first member never s
 bg_husk wt-2 run -v --writable-tmpfs --join="$TAG-wt" "$IMG_SQFS" -- /bin/sh -c \
 	'readlink /proc/self/ns/mnt; cat /wt-file 2>/dev/null || echo absent'
 wait
-[ "$(bg_status wt-1)" = 0 ] && [ "$(bg_status wt-2)" = 0 ] ||
-	case_fail "statuses $(bg_status wt-1) and $(bg_status wt-2), want 0 and 0"
-[ "$(sed -n 2p "$STAGE/wt-2.out")" = absent ] || case_fail "the second member saw the first one's file"
-[ "$(sed -n 2p "$STAGE/wt-1.out")" = one ] || case_fail "the first member lost its file"
-[ "$(sed -n 1p "$STAGE/wt-1.out")" != "$(sed -n 1p "$STAGE/wt-2.out")" ] ||
+both_ok wt-1 wt-2
+[ "$(out_line wt-2 2)" = absent ] || case_fail "the second member saw the first one's file"
+[ "$(out_line wt-1 2)" = one ] || case_fail "the first member lost its file"
+[ "$(out_line wt-1 1)" != "$(out_line wt-2 1)" ] ||
 	case_fail "two --writable-tmpfs members shared a mount namespace"
 grep -q 'joined session .*a root of our own' "$STAGE/wt-2.err" || case_fail "no 'root of our own' with --writable-tmpfs"
 want_no_server
