@@ -604,9 +604,27 @@ static ssize_t read_range(struct husk_sqfs_server *srv, sqfs *fs, sqfs_inode *in
 				return -1;
 			if (bl.pos + bs <= at)
 				continue;
-			if (bl.input_size != 0 &&
-			    !(h = husk_bcache_get(srv->cache, bl.block, bl.header, fill_block, fs, &blk)))
-				return -1;
+			take = bs - in_block < size - done ? bs - in_block : size - done;
+			if (bl.input_size != 0) {
+				bool compressed;
+				uint32_t insize;
+				sqfs_data_header(bl.header, &compressed, &insize);
+				if (!compressed) {
+					/* Stored as is (incompressible data): read what is
+					 * asked straight into the reply, without a cache
+					 * slot or a second copy. */
+					if (in_block + take > insize || pread(fs->fd, buf + done, take,
+					    (off_t)(bl.block + fs->offset + in_block)) != (ssize_t)take) {
+						report_corruption(bl.block);
+						return -1;
+					}
+					done += take;
+					continue;
+				}
+				if (!(h = husk_bcache_get(srv->cache, bl.block, bl.header, fill_block, fs,
+				    &blk)))
+					return -1;
+			}
 		}
 		take = bs - in_block;
 		if (take > size - done)
