@@ -10,13 +10,14 @@
  *   - The image never changes while mounted, so entries, attributes and
  *     negative lookups (ENOENT, frequent in language runtimes' module search)
  *     are cached by the kernel for as long as the mount lives.
- *   - open answers FOPEN_KEEP_CACHE (and opendir FOPEN_CACHE_DIR), so pages
- *     and listings stay in the page cache from one open to the next, and
- *     from one launch of a session to the next. (Leaving open unimplemented
- *     with FUSE_CAP_NO_OPEN_SUPPORT saves the open round trip, but on Linux
- *     6.18 every open then started from an empty page cache: a second
- *     `cat` of a file, or a second exec of a program, read and decompressed
- *     all of it, and its libraries, again.)
+ *   - open and opendir answer ENOSYS, which tells the kernel (4.19+ / 5.1+)
+ *     to skip the open/release round trips for good and to treat every file
+ *     as FOPEN_KEEP_CACHE and every directory as FOPEN_CACHE_DIR: pages and
+ *     listings stay in the page cache from one open to the next, and from
+ *     one launch of a session to the next. (With no open handler at all,
+ *     libfuse 3.14 answered every open itself, without FOPEN_KEEP_CACHE: a
+ *     second `cat` of a file, or a second exec of a program, read and
+ *     decompressed all of it, and its libraries, again.)
  * The mount is done with mount(2) on an fd we opened (O_CLOEXEC), which is
  * allowed inside a user namespace since Linux 4.18; no fusermount3. */
 #include "husk_config.h"
@@ -278,6 +279,7 @@ struct husk_sqfs_server {
 	unsigned push_head, push_tail;
 	struct sqfs_reader push_reader;
 	bool pushing;
+	bool no_open, no_opendir;    /* the kernel takes ENOSYS for "no open needed" */
 	/* What the kernel asked (-v): updated atomically by the workers. */
 	unsigned long n_lookup, n_open, n_read, read_bytes, pushed_bytes;
 };
@@ -381,14 +383,19 @@ static int get_inode(fuse_req_t req, fuse_ino_t ino, sqfs **fsp, sqfs_inode *ino
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct husk_sqfs_server *srv = userdata;
 	const unsigned want = FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ |
 		FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS;
 
 	conn->want |= conn->capable & want;
 	/* Always "plus": the image never changes, attributes are good forever. */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
-	/* The kernel sends OPEN (see op_open). */
+	/* op_open and op_opendir say ENOSYS themselves where the kernel takes it
+	 * (4.19 and 5.1); libfuse's own answer without them was an open without
+	 * FOPEN_KEEP_CACHE. */
 	conn->want &= ~(FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT);
+	srv->no_open = conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
+	srv->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 	/* No writes ever: no need for the kernel to ask about flushes or locks. */
 	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	conn->max_readahead = 1u << 20;
@@ -807,19 +814,32 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
 }
 
 /* Nothing to open on a read-only image (the kernel refuses writes on the
- * read-only mount); what matters is that the page cache is kept. */
+ * read-only mount). ENOSYS tells the kernel (4.19+) to stop sending OPEN and
+ * RELEASE for this mount and to keep every file's pages (FOPEN_KEEP_CACHE);
+ * where it cannot take that, the open says FOPEN_KEEP_CACHE itself. */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct husk_sqfs_server *srv = fuse_req_userdata(req);
 
+	COUNT(srv, n_open, 1);
+	if (srv->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	fi->keep_cache = 1;
 	fi->noflush = 1;
 	fuse_reply_open(req, fi);
-	COUNT(srv, n_open, 1);
 }
 
+/* The same for directories (5.1+): listings stay cached (FOPEN_CACHE_DIR). */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct husk_sqfs_server *srv = fuse_req_userdata(req);
+
+	if (srv->no_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	fi->keep_cache = 1;
 	fi->cache_readdir = 1;
 	fuse_reply_open(req, fi);
