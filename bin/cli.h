@@ -35,6 +35,17 @@ struct husk_host;
 int cli_site_setup(struct husk_plan *plan, const char *config, struct husk_conf *conf,
 	struct husk_host *host);
 
+/* site.c: what --mpi=host and --gpu share. begin opens the image for host
+ * injection (its glibc and linker cache are read) and returns 0, or -1 with
+ * err set and nothing left open; end closes both and, when r is 0, puts
+ * host in the plan; otherwise it prints err and returns -1. */
+struct husk_image;
+struct husk_inject;
+int cli_inject_begin(const struct husk_plan *plan, struct husk_image *img,
+	struct husk_inject **ctx, struct husk_err *err);
+int cli_inject_end(struct husk_plan *plan, struct husk_host *host, struct husk_image *img,
+	struct husk_inject *ctx, int r, const struct husk_err *err);
+
 /* mpi.c: --mpi=host|container (mpi: the option's value or NULL); fills
  * host; prints the error and returns -1. */
 int cli_mpi_setup(struct husk_plan *plan, const char *mpi, struct husk_conf *conf,

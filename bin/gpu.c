@@ -31,21 +31,13 @@ int cli_gpu_setup(struct husk_plan *plan, const char *gpu, char **devices,
 		o.profile[HUSK_GPU_AMD] = husk_conf_profile(conf, HUSK_PROFILE_GPU, "amd");
 	}
 	/* The driver's libraries are checked against the image's glibc. */
-	r = husk_image_open(&img, plan->image_path, &err);
-	if (r == 0)
-		r = husk_inject_open(&ctx, &img, &err);
+	if (cli_inject_begin(plan, &img, &ctx, &err) < 0)
+		return cli_fail(&err), -1;
 	o.inject = ctx;
 	/* One reading of HUSK_HOST_ROOT (checked absolute) for every lookup. */
-	if (r == 0)
-		o.root = husk_inject_host_root(ctx);
-	if (r == 0)
-		r = husk_gpu_plan(&o, host, &err);
+	o.root = husk_inject_host_root(ctx);
+	r = husk_gpu_plan(&o, host, &err);
 	if (r == 0 && (r = husk_net_plan(o.root, false, host, &err)) > 0)
 		r = 0;
-	husk_inject_close(ctx);
-	husk_image_close(&img);
-	if (r < 0)
-		return cli_fail(&err), -1;
-	plan->host = host;
-	return 0;
+	return cli_inject_end(plan, host, &img, ctx, r, &err);
 }

@@ -75,17 +75,10 @@ int cli_mpi_setup(struct husk_plan *plan, const char *mpi, struct husk_conf *con
 		return -1;
 	}
 	if (husk_conf_load_profiles(conf, &err) < 0 ||
-	    husk_image_open(&img, plan->image_path, &err) < 0)
+	    cli_inject_begin(plan, &img, &ctx, &err) < 0)
 		return cli_fail(&err), -1;
-	r = husk_inject_open(&ctx, &img, &err);
-	if (r == 0)
-		r = husk_inject_mpi(ctx, host, conf, &err);
+	r = husk_inject_mpi(ctx, host, conf, &err);
 	if (r == 0)
 		r = inject_interconnects(ctx, host, conf, &err);
-	husk_inject_close(ctx);
-	husk_image_close(&img);
-	if (r < 0)
-		return cli_fail(&err), -1;
-	plan->host = host;
-	return 0;
+	return cli_inject_end(plan, host, &img, ctx, r, &err);
 }

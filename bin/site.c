@@ -5,6 +5,7 @@
 #include "husk_config.h"
 #include "cli.h"
 #include "conf.h"
+#include "inject.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,4 +49,28 @@ int cli_site_setup(struct husk_plan *plan, const char *config, struct husk_conf 
 nomem:
 	fprintf(stderr, "husk: out of memory while applying the site configuration\n");
 	return -1;
+}
+
+int cli_inject_begin(const struct husk_plan *plan, struct husk_image *img,
+	struct husk_inject **ctx, struct husk_err *err)
+{
+	*ctx = NULL;
+	if (husk_image_open(img, plan->image_path, err) < 0)
+		return -1;
+	if (husk_inject_open(ctx, img, err) < 0) {
+		husk_image_close(img);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_inject_end(struct husk_plan *plan, struct husk_host *host, struct husk_image *img,
+	struct husk_inject *ctx, int r, const struct husk_err *err)
+{
+	husk_inject_close(ctx);
+	husk_image_close(img);
+	if (r < 0)
+		return cli_fail(err), -1;
+	plan->host = host;
+	return 0;
 }
