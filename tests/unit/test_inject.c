@@ -120,10 +120,11 @@ static int open_image(struct husk_image *img, const char *name)
 	return r;
 }
 
-/* Inject one profile into a fresh husk_host; returns the status and leaves
- * the message in err. */
-static int try_profile(const char *image_name, const struct husk_profile *p, unsigned flags,
-	struct husk_host *h, struct husk_err *err)
+/* Inject into a fresh husk_host: one profile (p, flags), or with c the MPI
+ * that husk_inject_mpi picks among c's profiles. Returns the status (-2: the
+ * image could not be opened) and leaves the message in err. */
+static int try_inject(const char *image_name, const struct husk_profile *p, unsigned flags,
+	const struct husk_conf *c, struct husk_host *h, struct husk_err *err)
 {
 	struct husk_image img;
 	struct husk_inject *ctx;
@@ -137,12 +138,18 @@ static int try_profile(const char *image_name, const struct husk_profile *p, uns
 		husk_image_close(&img);
 		return -2;
 	}
-	r = husk_inject_profile(ctx, h, p, flags, err);
+	r = c ? husk_inject_mpi(ctx, h, c, err) : husk_inject_profile(ctx, h, p, flags, err);
 	if (r < 0)
 		printf("# %s: %s\n", image_name, err->msg);
 	husk_inject_close(ctx);
 	husk_image_close(&img);
 	return r;
+}
+
+static int try_profile(const char *image_name, const struct husk_profile *p, unsigned flags,
+	struct husk_host *h, struct husk_err *err)
+{
+	return try_inject(image_name, p, flags, NULL, h, err);
 }
 
 static bool has_bind(const struct husk_host *h, const char *dst, const char *src_suffix)
@@ -473,24 +480,8 @@ static int try_mpi(const char *image_name, struct husk_host *h, struct husk_err 
 		  .libraries = mpich_libs, .file = "mpich.conf", .line = 1 },
 	};
 	struct husk_conf c = { .profiles = profiles, .n_profiles = 2 };
-	struct husk_image img;
-	struct husk_inject *ctx;
-	int r;
 
-	memset(err, 0, sizeof(*err));
-	husk_host_init(h);
-	if (open_image(&img, image_name) < 0)
-		return -2;
-	if (husk_inject_open(&ctx, &img, err) < 0) {
-		husk_image_close(&img);
-		return -2;
-	}
-	r = husk_inject_mpi(ctx, h, &c, err);
-	if (r < 0)
-		printf("# %s: %s\n", image_name, err->msg);
-	husk_inject_close(ctx);
-	husk_image_close(&img);
-	return r;
+	return try_inject(image_name, NULL, 0, &c, h, err);
 }
 
 static void test_mpi(void)
