@@ -50,6 +50,15 @@ want_node_ok() {
 	[ "$n" -gt 0 ] || case_fail "scontrol show node lists no node"
 }
 
+# After the steps: no husk process, no session server, no FUSE mount left.
+want_nothing_left() {
+	local left
+	left=$(wait_procs_gone "$HUSK" 15) || case_fail "husk processes left: $left"
+	left=$(wait_procs_gone husk-session 15) || case_fail "session servers left: $left"
+	fuse_mounts >"$SCRATCH/now.fuse"
+	cmp -s "$SCRATCH/base.fuse" "$SCRATCH/now.fuse" || case_fail "new FUSE mounts on the host"
+}
+
 # run_sbatch SCRIPT ARG...: submit, wait for the job to leave the queue (poll
 # squeue: sbatch --wait polls slowly), leave its output in $OUT.
 run_sbatch() {

@@ -195,10 +195,7 @@ case_end
 # --- leftovers ---------------------------------------------------------------------------
 
 case_begin "nothing left behind: no husk process, no FUSE mount"
-left=$(wait_procs_gone "$HUSK" 15) || case_fail "husk processes left: $left"
-left=$(wait_procs_gone husk-session 15) || case_fail "session servers left: $left"
-fuse_mounts >"$SCRATCH/now.fuse"
-cmp -s "$SCRATCH/base.fuse" "$SCRATCH/now.fuse" || case_fail "new FUSE mounts on the host"
+want_nothing_left
 case_end
 
 done_testing
