@@ -63,6 +63,20 @@ static void bad(const char *name, const char *path, const char *n1, const char *
 		husk_conf_free(&c);
 }
 
+/* As bad(), with the file rel (content) added for the load, and removed
+ * after it. line > 0: the message must start with "REL'S PATH:LINE: " and
+ * hold n2; otherwise it must hold n1 and n2. */
+static void bad_with(const char *rel, const char *content, const char *name, const char *path,
+	int line, const char *n1, const char *n2)
+{
+	char file[512], at[600];
+
+	snprintf(file, sizeof(file), "%s", put(rel, 0644, "%s", content));
+	snprintf(at, sizeof(at), "%s:%d: ", file, line);
+	bad(name, path, line > 0 ? at : n1, n2);
+	unlink(file);
+}
+
 static bool strv_is(char **v, const char *a, const char *b)
 {
 	return v && v[0] && !strcmp(v[0], a) && (b ? v[1] && !strcmp(v[1], b) && !v[2] : !v[1]);
@@ -193,7 +207,6 @@ static void includes(void)
 	struct husk_conf c;
 	struct husk_err err = { 0 };
 	const char *f;
-	char want[600];
 
 	mkdir_in("conf.d");
 	mkdir_in("empty.d");
@@ -213,11 +226,8 @@ static void includes(void)
 	CHECK("a profile from an included file", husk_conf_profile(&c, HUSK_PROFILE_GPU, "inc"));
 	husk_conf_free(&c);
 
-	put("conf.d/30-bad.conf", 0644, "[run]\n\nnope = 1\n");
-	snprintf(want, sizeof(want), "%s/conf.d/30-bad.conf:3: ", dir);
-	bad("an error in an included file names that file", f, want, "unknown key 'nope'");
-	snprintf(want, sizeof(want), "%s/conf.d/30-bad.conf", dir);
-	unlink(want);
+	bad_with("conf.d/30-bad.conf", "[run]\n\nnope = 1\n",
+		"an error in an included file names that file", f, 3, NULL, "unknown key 'nope'");
 }
 
 static void profiles(void)
@@ -250,15 +260,10 @@ static void profiles(void)
 		husk_conf_profile(&c, HUSK_PROFILE_NET, "ib"));
 	husk_conf_free(&c);
 
-	put("share/profiles/zz-bad.conf", 0644, "[run]\nbind = /x\n");
-	snprintf(data, sizeof(data), "%s/share/profiles/zz-bad.conf:1: ", dir);
-	bad("[run] in a profile file", f, data, "belongs in husk.conf");
-	snprintf(data, sizeof(data), "%s/share/profiles/zz-bad.conf", dir);
-	unlink(data);
-	put("share/profiles/zz-dup.conf", 0644, "[profile ib]\nkind = interconnect\n");
-	bad("two shipped profiles of one name", f, "is defined again", "ib.conf:2");
-	snprintf(data, sizeof(data), "%s/share/profiles/zz-dup.conf", dir);
-	unlink(data);
+	bad_with("share/profiles/zz-bad.conf", "[run]\nbind = /x\n", "[run] in a profile file", f,
+		1, NULL, "belongs in husk.conf");
+	bad_with("share/profiles/zz-dup.conf", "[profile ib]\nkind = interconnect\n",
+		"two shipped profiles of one name", f, 0, "is defined again", "ib.conf:2");
 	setenv("HUSK_TEST_DATADIR", none_share, 1);
 }
 
