@@ -16,12 +16,20 @@
  * launch's process tree (double fork, setsid) that sets up the user and mount
  * namespaces and mounts the image as a single launch's supervisor would,
  * then hands each member (after checking its uid) fds of its user and mount
- * namespaces and the stage path. Each member's supervisor joins the user
- * namespace, copies the host's mount tree for its own sources, then copies
- * the server's mount tree to clone the image root from it, and assembles its
- * root as usual. The server exits when its last member's connection closes
- * (members hold it until all their processes are gone), or after 10 s
- * without any member. */
+ * namespaces, the stage path and the small files of the image it read to
+ * plan (so that members plan without opening the image).
+ *
+ * The server also assembles, in a helper process, the container root of the
+ * launch that started it, and keeps that mount namespace (the shared root).
+ * A member whose mounts are the same (root_key: binds, masks, generated
+ * files) joins it and only enters its directory and execs. Any other member
+ * joins the user namespace, copies the host's mount tree for its own
+ * sources, then copies the server's mount tree to clone the image root from
+ * it, and assembles its root as usual.
+ *
+ * The server exits when its last member's connection closes (members hold
+ * it until all their processes are gone), or after 10 s without any
+ * member. */
 #include "husk_config.h"
 #include "husk.h"
 #include "place.h"
