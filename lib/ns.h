@@ -148,6 +148,8 @@ int husk_root_emulation(struct husk_err *err);
 /* supervise.c */
 int husk_kill_descendants(int proc_fd, pid_t root, int sig);
 void husk_kill_all_and_reap(int proc_fd);
+/* The same for our children, allocating nothing (the top process). */
+void husk_end_children(void);
 int husk_signals_forwarded(int *sigs, int max);
 
 /* launcher.c: the host directories a launcher's task must see (PMIx
@@ -162,12 +164,19 @@ struct husk_relay {
 	int sig;
 	pid_t origin;   /* a slurmstepd above us that sent it, or 0 */
 };
+/* What goes through the pipe: the signal and its sender as they came. */
+struct husk_relay_msg {
+	int sig, code;
+	pid_t pid;
+};
 struct husk_relay_state {
 	pid_t direct[HUSK_NSIG], pend[HUSK_NSIG];
 	double direct_t[HUSK_NSIG], pend_t[HUSK_NSIG];
 };
 bool husk_signal_from_terminal(const siginfo_t *si);
 int husk_relay_send(int fd, const siginfo_t *si);
+/* The supervisor's reading of a relayed signal: who sent it. */
+void husk_relay_decode(const struct husk_relay_msg *w, struct husk_relay *m);
 void husk_relay_init(struct husk_relay_state *st);
 /* The supervisor got sig from another process than the top one. */
 void husk_relay_direct(struct husk_relay_state *st, int sig, pid_t from, double now);

@@ -15,6 +15,10 @@
  *        |          of a pipe closes, and the supervisor kills everything.
  *        +- command assembles the root, pivots into it and execs.
  *
+ * The supervisor is forked when it serves SquashFS (its FUSE threads need a
+ * process of their own); otherwise it runs on the top process's memory, which
+ * saves the copy of an address space and its teardown (see share_memory).
+ *
  * Nothing is mounted outside the launch's own mount namespace, and no file is
  * written outside its private tmpfs: when the last process is gone, the kernel
  * takes the namespace and every mount with it. */
@@ -32,6 +36,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -807,11 +812,13 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 		if (pfd[1].revents) {
 			/* What the top process relays; end of file when it is gone
 			 * (killed): then take everything down. */
+			struct husk_relay_msg w;
 			struct husk_relay m;
-			if (read(death_fd, &m, sizeof(m)) != (ssize_t)sizeof(m)) {
+			if (read(death_fd, &w, sizeof(w)) != (ssize_t)sizeof(w)) {
 				husk_kill_all_and_reap(s->proc_fd);
 				_exit(137);
 			}
+			husk_relay_decode(&w, &m);
 			if ((sig = husk_relay_received(&relay, &m, husk_now_ms())) && !cmd_done)
 				kill(cmd, sig);
 		}
@@ -935,7 +942,11 @@ static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *
 
 /* ---- the top process ---------------------------------------------- */
 
-static int top_main(struct husk_setup *s, pid_t sup, int relay_fd, struct husk_err *err)
+/* Until the supervisor is gone this only waits, relays and reaps: no
+ * allocation, no stdio, nothing that sets errno but a failed write to a full
+ * pipe. The supervisor may be running on our memory (husk_run). On return,
+ * *killed says whether the supervisor died of a signal. */
+static int top_main(pid_t sup, int relay_fd, bool *killed, struct husk_err *err)
 {
 	sigset_t set;
 	int sigs[32], n = husk_signals_forwarded(sigs, 32);
@@ -949,9 +960,16 @@ static int top_main(struct husk_setup *s, pid_t sup, int relay_fd, struct husk_e
 	for (;;) {
 		siginfo_t si;
 		if (sigwaitinfo(&set, &si) < 0) {
-			if (errno == EINTR)
+			int e = errno;
+			if (e == EINTR)
 				continue;
-			return husk_err_set(err, errno, "sigwaitinfo");
+			/* Never leave with the supervisor alive: it may be using
+			 * our stack. */
+			kill(sup, SIGKILL);
+			waitpid(sup, NULL, 0);
+			*killed = true;
+			husk_end_children();
+			return husk_err_set(err, e, "sigwaitinfo");
 		}
 		if (si.si_signo != SIGCHLD) {
 			/* Signals from the terminal went to the whole foreground
@@ -963,28 +981,87 @@ static int top_main(struct husk_setup *s, pid_t sup, int relay_fd, struct husk_e
 		}
 		if (reap(sup, &status)) {
 			sup_done = true;
+			*killed = WIFSIGNALED(status);
 			status = status_code(status);
 		}
 		if (sup_done) {
 			/* Normally nothing is left. If the supervisor was killed, its
 			 * orphans came to us (we are a subreaper). */
-			int pfd;
 			if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
 				return status;   /* nothing left: the usual case */
-			if ((pfd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-				husk_kill_all_and_reap(pfd);
-				close(pfd);
-			}
+			husk_end_children();
 			return status;
 		}
 	}
+}
+
+/* The supervisor runs on our memory (clone with CLONE_VM) when it starts no
+ * threads of its own: a session member (the session's server serves the
+ * image) or a directory image; not a build step, which goes on afterwards.
+ * Then nothing of the address space is copied: no page tables, none of the
+ * copy-on-write faults that follow a fork on both sides, and no second one
+ * to tear down at its exit. On this project's 2-core VM that made 32
+ * concurrent session launches 15 to 25 % faster. It is safe because the top
+ * process does nothing but wait, relay and reap while the supervisor lives
+ * (top_main), and touches our memory again only after the supervisor exited
+ * by itself: if it was killed, perhaps inside malloc, the top process ends
+ * its orphans without allocating and exits at once. */
+#define SUP_STACK (1u << 20)
+
+struct sup_start {
+	struct husk_setup *s;
+	int death[2];
+	struct husk_err *err;
+	bool failed;          /* the supervisor's error is in *err */
+};
+
+static bool share_memory(const struct husk_setup *s)
+{
+	return !s->plan->build_step && (s->sess.on || s->img.kind == HUSK_IMAGE_DIR);
+}
+
+static int supervisor_on_our_memory(void *p)
+{
+	struct sup_start *a = p;
+	int ret;
+
+	close(a->death[1]);   /* our own fd table: the top's end stays open */
+	ret = supervisor_main(a->s, a->death[0], a->err);
+	if (ret < 0) {
+		a->failed = true;
+		ret = a->err->status ? a->err->status : HUSK_EXIT_FAILURE;
+	}
+	_exit(ret);
+}
+
+/* Start the supervisor: on our memory (then *stack is its stack), or forked
+ * (returns 0 in the child). */
+static pid_t start_supervisor(struct sup_start *a, char **stack)
+{
+	char *m;
+
+	*stack = NULL;
+	if (!share_memory(a->s))
+		return fork();
+	m = mmap(NULL, SUP_STACK, PROT_READ | PROT_WRITE,
+		MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED || mprotect(m, 4096, PROT_NONE) < 0) {
+		if (m != MAP_FAILED)
+			munmap(m, SUP_STACK);
+		return fork();
+	}
+	*stack = m;
+	return clone(supervisor_on_our_memory, m + SUP_STACK, CLONE_VM | SIGCHLD, a);
 }
 
 int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 {
 	struct husk_setup s;
 	sigset_t block;
-	int death[2], sigs[32], n, ret;
+	int sigs[32], n, ret;
+	struct sup_start start = { .s = NULL };
+	bool killed = false;
+	char *stack;
 	pid_t sup;
 
 	memset(&s, 0, sizeof(s));
@@ -1015,7 +1092,7 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 	for (int i = 0; i < n; i++)
 		sigaddset(&block, sigs[i]);
 	sigaddset(&block, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &block, &s.old_mask) < 0 || pipe2(death, O_CLOEXEC) < 0) {
+	if (sigprocmask(SIG_BLOCK, &block, &s.old_mask) < 0 || pipe2(start.death, O_CLOEXEC) < 0) {
 		setup_free(&s);
 		return husk_err_set(err, errno, "cannot prepare the launch");
 	}
@@ -1027,22 +1104,30 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 	sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, &s.old_pipe);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	fflush(NULL);
-	sup = fork();
+	start.s = &s;
+	start.err = err;
+	sup = start_supervisor(&start, &stack);
 	if (sup < 0) {
 		setup_free(&s);
 		return husk_err_set(err, errno, "fork");
 	}
 	if (sup == 0) {
-		close(death[1]);
-		ret = supervisor_main(&s, death[0], err);
+		close(start.death[1]);
+		ret = supervisor_main(&s, start.death[0], err);
 		/* Returned: the status (or the error) goes back to the command. */
 		return ret;
 	}
-	close(death[0]);
+	close(start.death[0]);
 	/* never block on a supervisor that stopped reading */
-	fcntl(death[1], F_SETFL, O_NONBLOCK);
-	ret = top_main(&s, sup, death[1], err);
-	close(death[1]);
+	fcntl(start.death[1], F_SETFL, O_NONBLOCK);
+	ret = top_main(sup, start.death[1], &killed, err);
+	if (stack && killed)
+		_exit(ret);   /* our memory may be half-updated (see above) */
+	if (stack)
+		munmap(stack, SUP_STACK);
+	if (start.failed)
+		ret = -1;     /* the error is in *err */
+	close(start.death[1]);
 	/* The forwarded signals stay blocked: the husk command exits next with
 	 * the command's status, and a signal that arrives now (Slurm sends
 	 * SIGTERM to the step more than once at a time limit) must not kill

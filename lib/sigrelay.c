@@ -10,17 +10,17 @@
  * cgroup). Relaying those too would deliver them twice; a trap that counts,
  * or an application that checkpoints on SIGUSR1, would see two.
  *
- * The terminal's signals are never relayed. A signal from a slurmstepd that
- * is an ancestor of ours is relayed with a mark, and the supervisor passes it
- * on only if it does not itself receive the same signal directly from the
- * same slurmstepd: then the sender signalled the whole tree, the command
- * included. Which of the two arrives first depends on the order in which
- * slurmstepd walks the tree, so the supervisor waits a moment (RELAY_WAIT_MS)
- * for the direct one before passing the relayed one on; that delay is only
- * ever seen when slurmstepd signals husk alone (`scancel --batch` with husk
- * as the batch script's own process). The relay goes through a pipe, not a
- * signal: two pending instances of one standard signal merge, and the mark
- * would be lost. */
+ * The terminal's signals are never relayed. The supervisor marks a relayed
+ * signal whose sender is a slurmstepd above us, and passes it on only if it
+ * does not itself receive the same signal directly from the same slurmstepd:
+ * then the sender signalled the whole tree, the command included. Which of
+ * the two arrives first depends on the order in which slurmstepd walks the
+ * tree, so the supervisor waits a moment (RELAY_WAIT_MS) for the direct one
+ * before passing the relayed one on; that delay is only ever seen when
+ * slurmstepd signals husk alone (`scancel --batch` with husk as the batch
+ * script's own process). The relay goes through a pipe, not a signal: two
+ * pending instances of one standard signal merge, and the sender would be
+ * lost. */
 #include "husk_config.h"
 #include "husk.h"
 #include "ns.h"
@@ -55,7 +55,8 @@ static int proc_stat(pid_t pid, char *comm, size_t len, pid_t *ppid)
 	return 0;
 }
 
-/* Is pid a slurmstepd among our ancestors? */
+/* Is pid a slurmstepd among our ancestors? (The supervisor asks: its parent
+ * is the top process, then come the top process's own ancestors.) */
 static bool slurmstepd_ancestor(pid_t pid)
 {
 	char comm[64];
@@ -78,13 +79,19 @@ bool husk_signal_from_terminal(const siginfo_t *si)
 
 int husk_relay_send(int fd, const siginfo_t *si)
 {
-	struct husk_relay m = { .sig = si->si_signo, .origin = 0 };
+	struct husk_relay_msg w = { .sig = si->si_signo, .code = si->si_code, .pid = si->si_pid };
 
+	/* Nothing but the write: the top process may share its memory with the
+	 * supervisor (run.c), which looks into the sender itself. */
+	return write(fd, &w, sizeof(w)) == (ssize_t)sizeof(w) ? 0 : -1;
+}
+
+void husk_relay_decode(const struct husk_relay_msg *w, struct husk_relay *m)
+{
+	m->sig = w->sig;
 	/* kill(2) from a slurmstepd above us (SI_USER: the kernel vouches for
 	 * si_pid; sigqueue's SI_QUEUE would not). */
-	if (si->si_code == SI_USER && si->si_pid > 1 && slurmstepd_ancestor(si->si_pid))
-		m.origin = si->si_pid;
-	return write(fd, &m, sizeof(m)) == (ssize_t)sizeof(m) ? 0 : -1;
+	m->origin = w->code == SI_USER && w->pid > 1 && slurmstepd_ancestor(w->pid) ? w->pid : 0;
 }
 
 void husk_relay_init(struct husk_relay_state *st)

@@ -12,6 +12,46 @@ marker() {
 	echo $((5000 + RANDOM % 4000))
 }
 
+# Start husk in the background (BG_PID) on a command that leaves two orphans
+# and then sleeps; returns once all of it runs, or fails the case.
+start_sleeper() { # IMAGE SECS [HUSK RUN OPTIONS]
+	local img=$1 secs=$2 ready=$STAGE/ready-$2
+	shift 2
+	rm -f "$ready" "$ready.tmp"
+	LAST_CMD="husk run $* $img -- sh -c 'spawn orphans; exec /probe sleep $secs' (background)"
+	"$HUSK" run "$@" "$img" -- sh -c "/probe spawn-orphans 2 $secs >'$ready.tmp' && mv '$ready.tmp' '$ready' && exec /probe sleep $secs" \
+		</dev/null >"$OUT" 2>"$ERR" &
+	BG_PID=$!
+	if ! wait_for_file "$ready" '^orphan=' 20 "$BG_PID"; then
+		cleanup_bg
+		case_fail "the command never started"
+		return 1
+	fi
+	# Until the shell has exec'ed the sleeping probe, the run is not complete.
+	for _ in $(seq 200); do
+		[ -n "$(procs_matching "/probe sleep $secs")" ] && return 0
+		sleep 0.02
+	done
+}
+
+# husk (BG_PID) was killed, or its supervisor: status 137, nothing left.
+want_all_gone() { # SECS
+	local left p
+	wait "$BG_PID"
+	STATUS=$?
+	BG_PID=
+	want_status 137
+	left=$(wait_procs_gone " $1" 10)
+	if [ -n "$left" ]; then
+		case_fail "processes of the run still alive 10 s after the kill:"
+		for p in $left; do
+			diag "  $p $(proc_cmdline "$p")"
+		done
+		kill_pids $left
+	fi
+	check_leftovers
+}
+
 for kind in $KINDS; do
 	img=$(img_of "$kind")
 
@@ -30,39 +70,34 @@ for kind in $KINDS; do
 	check_leftovers
 	case_end
 
-	case_begin "kill -9 of husk leaves no process, mount or temp file [$kind]"
-	secs=$(marker)
-	ready=$STAGE/ready-$kind
-	rm -f "$ready" "$ready.tmp"
-	LAST_CMD="husk run $img -- sh -c 'spawn orphans; exec /probe sleep $secs' (background)"
-	"$HUSK" run "$img" -- sh -c "/probe spawn-orphans 2 $secs >'$ready.tmp' && mv '$ready.tmp' '$ready' && exec /probe sleep $secs" \
-		</dev/null >"$OUT" 2>"$ERR" &
-	BG_PID=$!
-	if ! wait_for_file "$ready" '^orphan=' 20 "$BG_PID"; then
-		cleanup_bg
-		case_fail "the command never started"
-	else
-		# Until the shell has exec'ed the sleeping probe, the run is not complete.
-		for _ in $(seq 200); do
-			[ -n "$(procs_matching "/probe sleep $secs")" ] && break
-			sleep 0.02
-		done
-		kill -KILL "$BG_PID"
-		wait "$BG_PID"
-		STATUS=$?
-		BG_PID=
-		want_status 137
-		left=$(wait_procs_gone " $secs" 10)
-		if [ -n "$left" ]; then
-			case_fail "processes of the run still alive 10 s after husk was killed:"
-			for p in $left; do
-				diag "  $p $(proc_cmdline "$p")"
-			done
-			kill_pids $left
+	for join in "" "--join=cleanup-$$-$kind"; do
+		how=${join:+, a session member}
+
+		case_begin "kill -9 of husk leaves no process, mount or temp file [$kind$how]"
+		secs=$(marker)
+		if start_sleeper "$img" "$secs" $join; then
+			kill -KILL "$BG_PID"
+			want_all_gone "$secs"
 		fi
-		check_leftovers
-	fi
-	case_end
+		case_end
+
+		# The top process ends what a killed supervisor left: the supervisor
+		# may have shared its memory (run.c), so this takes another path.
+		case_begin "kill -9 of husk's supervisor: husk exits 137, nothing is left [$kind$how]"
+		secs=$(marker)
+		if start_sleeper "$img" "$secs" $join; then
+			sup=
+			read -r sup _ <"/proc/$BG_PID/task/$BG_PID/children"
+			if [ -z "$sup" ] || [ "$(cat "/proc/$sup/comm")" != husk ]; then
+				case_fail "husk's child is '$sup', not a supervisor"
+				kill -KILL "$BG_PID"
+			else
+				kill -KILL "$sup"
+			fi
+			want_all_gone "$secs"
+		fi
+		case_end
+	done
 
 	case_begin "64 concurrent launches all succeed [$kind]"
 	par=$STAGE/par-$kind
