@@ -12,8 +12,10 @@
  * The rendezvous is an abstract unix socket named after the uid and the key:
  * nothing exists in the file system, so nothing can be left behind.
  *
- * The first launch to find no server starts one: a process outside every
- * launch's process tree (double fork, setsid) that sets up the user and mount
+ * The first launch to find no server binds the socket and listens (later
+ * launches queue on it from then on) and starts a server that inherits it: a
+ * process outside every launch's process tree (double fork, setsid) that
+ * sets up the user and mount
  * namespaces and mounts the image as a single launch's supervisor would,
  * then hands each member (after checking its uid) fds of its user and mount
  * namespaces, the stage path and the small files of the image it read to
@@ -65,7 +67,7 @@ struct hello {
 #define FACTS_MAX (1u << 20)
 
 /* What the server tells the launch that started it. */
-enum { REP_READY = 1, REP_LOST_RACE, REP_ERROR };
+enum { REP_READY = 1, REP_ERROR };
 struct server_report {
 	int kind;
 	struct husk_err err;
@@ -332,57 +334,107 @@ static void serve(int lfd, const struct offer *o)
 	_exit(0);
 }
 
-/* The shared root: a helper process assembles it (run.c) while we serve
- * the image to it; we keep its mount namespace, which lives as long as we
- * hold the fd, and the helper goes. -1 when there is none: members then
- * assemble their own roots, and report what went wrong themselves. */
-static int shared_root(struct husk_setup *s)
+/* One fd through a unix socket. */
+static int send_fd(int sock, int fd)
 {
-	int p[2], fd = -1;
-	struct pollfd pfd;
-	pid_t pid;
-	char c;
+	char c = 'r', cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
 
-	if (pipe2(p, O_CLOEXEC) < 0)
+	memset(cbuf, 0, sizeof(cbuf));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char c, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	int fd = -1;
+
+	if (recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
 		return -1;
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		struct husk_err e = { 0 };
-		close(p[0]);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (husk_assemble_shared_root(s, &e) < 0 || write(p[1], "r", 1) != 1)
-			_exit(1);
-		for (;;)
-			pause();   /* until the server has opened our namespace */
-	}
-	close(p[1]);
-	pfd.fd = p[0];
-	pfd.events = POLLIN;
-	if (poll(&pfd, 1, 30000) == 1 && read(p[0], &c, 1) == 1) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
-	close(p[0]);
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	cm = CMSG_FIRSTHDR(&mh);
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
 	return fd;
 }
 
-/* The session server, in the grandchild of the launch that starts it. */
-static void server_main(struct husk_setup *s, int rep)
+/* The shared root: a helper process assembles it (run.c) while our threads
+ * serve the image to it, and hands us its mount namespace, which lives as
+ * long as we hold the fd. -1 when there is none: members then assemble
+ * their own roots, and report what went wrong themselves.
+ *
+ * The helper is a vfork child: only this thread waits, and nothing of our
+ * address space (the block cache, the threads' stacks) is copied, which a
+ * fork did in 1 to 3 ms on a 2-core VM, with as much again for the child's
+ * first faults and its exit. It works on copies of the setup and of the
+ * mount list, so that the stage, fds and flags it sets stay its own. */
+static void __attribute__((noreturn)) helper_main(struct husk_setup *h, int sock)
+{
+	struct husk_err e = { 0 };
+	int ns;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (husk_assemble_shared_root(h, &e) < 0 ||
+	    (ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0 || send_fd(sock, ns) < 0)
+		_exit(1);
+	_exit(0);
+}
+
+/* The helper's exit status: true when it sent the namespace. */
+static bool run_helper(struct husk_setup *h, int sock)
+{
+	pid_t pid = vfork();
+	int st;
+
+	if (pid == 0)
+		helper_main(h, sock);
+	if (pid < 0)
+		return false;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return false;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static int shared_root(struct husk_setup *s)
+{
+	struct husk_setup h = *s;
+	autofree struct husk_mnt *mnts = NULL;
+	int sp[2], fd = -1;
+
+	if (s->n_mnts && !(mnts = malloc(s->n_mnts * sizeof(*mnts))))
+		return -1;
+	if (s->n_mnts)
+		memcpy(mnts, s->mnts, s->n_mnts * sizeof(*mnts));
+	h.mnts = mnts;
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return -1;
+	if (run_helper(&h, sp[1]))
+		fd = recv_fd(sp[0]);
+	close(sp[0]);
+	close(sp[1]);
+	return fd;
+}
+
+/* The session server, in the grandchild of the launch that starts it, which
+ * bound the socket and listens on lfd. */
+static void server_main(struct husk_setup *s, int rep, int lfd)
 {
 	struct husk_err err = { 0 };
 	struct husk_sqfs_server *srv = NULL;
-	struct sockaddr_un sa;
-	socklen_t salen = session_addr(s, &sa);
-	int lfd, img, devnull;
+	int img, devnull;
 	struct offer o = { .userns_fd = -1, .mntns_fd = -1, .rootns_fd = -1 };
 	sigset_t all;
 	struct rlimit rl;
@@ -405,36 +457,17 @@ static void server_main(struct husk_setup *s, int rep)
 		_exit(1);
 	rep = fcntl(rep, F_DUPFD_CLOEXEC, 10);
 	img = fcntl(s->img.fd, F_DUPFD_CLOEXEC, 10);
-	if (rep < 0 || img < 0 || dup2(rep, 3) < 0 || dup2(img, 4) < 0)
+	lfd = fcntl(lfd, F_DUPFD_CLOEXEC, 10);
+	if (rep < 0 || img < 0 || lfd < 0 || dup2(rep, 3) < 0 || dup2(img, 4) < 0 ||
+	    dup2(lfd, 5) < 0)
 		_exit(1);
 	rep = 3;
 	s->img.fd = 4;
-	close_range(5, ~0U, 0);
+	lfd = 5;
+	close_range(6, ~0U, 0);
 	fcntl(rep, F_SETFD, FD_CLOEXEC);
 	fcntl(s->img.fd, F_SETFD, FD_CLOEXEC);
-	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (lfd < 0) {
-		husk_err_set(&err, errno, "session socket");
-		report(rep, REP_ERROR, &err);
-		_exit(1);
-	}
-	if (bind(lfd, (struct sockaddr *)&sa, salen) < 0) {
-		if (errno == EADDRINUSE) {
-			/* Another launch started one at the same time: use it. */
-			report(rep, REP_LOST_RACE, NULL);
-			_exit(0);
-		}
-		husk_err_set(&err, errno, "cannot bind the session socket");
-		report(rep, REP_ERROR, &err);
-		_exit(1);
-	}
-	/* Members may queue now; they are answered once the image is up. */
-	if (listen(lfd, SOMAXCONN) < 0) {
-		husk_err_set(&err, errno, "cannot listen on the session socket");
-		report(rep, REP_ERROR, &err);
-		_exit(1);
-	}
-	/* Named only now: a server that lost the race never shows as one. */
+	fcntl(lfd, F_SETFD, FD_CLOEXEC);
 	prctl(PR_SET_NAME, "husk-session");
 	s->proc_fd = -1;
 	s->sess.on = false;   /* the server mounts the image itself */
@@ -480,25 +513,44 @@ static void server_main(struct husk_setup *s, int rep)
 /* Start a server; 0 when one is (now) there to connect to. */
 static int spawn_server(struct husk_setup *s, bool *started, struct husk_err *err)
 {
+	struct sockaddr_un sa;
+	socklen_t salen = session_addr(s, &sa);
+	autoclose int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int p[2], st;
 	pid_t a;
 	struct server_report r;
 	ssize_t got = 0, k;
 
+	if (lfd < 0)
+		return husk_err_set(err, errno, "session socket");
+	/* Bound and listening before the server exists: the launches that
+	 * come meanwhile queue on it and are answered once the image is up,
+	 * instead of starting servers of their own that lose the race. */
+	if (bind(lfd, (struct sockaddr *)&sa, salen) < 0) {
+		if (errno != EADDRINUSE)
+			return husk_err_set(err, errno, "cannot bind the session socket");
+		/* Another launch is starting one (or one is leaving): connect
+		 * again, a moment later. */
+		usleep(1000);
+		return 0;
+	}
+	if (listen(lfd, SOMAXCONN) < 0)
+		return husk_err_set(err, errno, "cannot listen on the session socket");
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return husk_err_set(err, errno, "pipe");
 	fflush(NULL);
-	a = fork();
+	/* The middle process only forks the server (reparented away from us
+	 * when it exits): a vfork child, on our memory, while we wait. */
+	a = vfork();
 	if (a < 0) {
 		close(p[0]);
 		close(p[1]);
 		return husk_err_set(err, errno, "fork");
 	}
 	if (a == 0) {
-		/* The middle process: its child is reparented away from us. */
 		close(p[0]);
 		if (fork() == 0)
-			server_main(s, p[1]);
+			server_main(s, p[1], lfd);
 		_exit(0);
 	}
 	close(p[1]);
