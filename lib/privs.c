@@ -37,7 +37,9 @@ int husk_drop_privileges(bool keep_caps, struct husk_err *err)
 		for (cap_value_t c = 0; c <= CAP_LAST_CAP || cap_valid(c); c++)
 			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
 				return husk_err_set(err, errno, "cannot drop capability %d", (int)c);
-		if (cap_reset_ambient() < 0 && errno != EINVAL)
+		/* One call (libcap's cap_reset_ambient asks about each capability
+		 * first); EINVAL: a kernel without ambient capabilities (< 4.3). */
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 			return husk_err_set(err, errno, "cannot clear ambient capabilities");
 		if (!(none = cap_init()))
 			return husk_err_set(err, errno, "cannot drop capabilities");
