@@ -943,9 +943,10 @@ static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *
 /* ---- the top process ---------------------------------------------- */
 
 /* Until the supervisor is gone this only waits, relays and reaps: no
- * allocation, no stdio, nothing that sets errno but a failed write to a full
- * pipe. The supervisor may be running on our memory (husk_run). On return,
- * *killed says whether the supervisor died of a signal. */
+ * allocation, no stdio, and errno is set only by a write to a full relay
+ * pipe (a supervisor that stopped reading). The supervisor may be running on
+ * our memory, errno included (husk_run). On return, *killed says whether the
+ * supervisor died of a signal. */
 static int top_main(pid_t sup, int relay_fd, bool *killed, struct husk_err *err)
 {
 	sigset_t set;
@@ -1039,6 +1040,7 @@ static int supervisor_on_our_memory(void *p)
 static pid_t start_supervisor(struct sup_start *a, char **stack)
 {
 	char *m;
+	pid_t pid;
 
 	*stack = NULL;
 	if (!share_memory(a->s))
@@ -1050,8 +1052,12 @@ static pid_t start_supervisor(struct sup_start *a, char **stack)
 			munmap(m, SUP_STACK);
 		return fork();
 	}
-	*stack = m;
-	return clone(supervisor_on_our_memory, m + SUP_STACK, CLONE_VM | SIGCHLD, a);
+	pid = clone(supervisor_on_our_memory, m + SUP_STACK, CLONE_VM | SIGCHLD, a);
+	if (pid < 0)
+		munmap(m, SUP_STACK);
+	else
+		*stack = m;
+	return pid;
 }
 
 int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
