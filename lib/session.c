@@ -510,6 +510,16 @@ static void server_main(struct husk_setup *s, int rep, int lfd)
 	serve(lfd, &o);
 }
 
+/* A session that cannot be set up: which one, what failed (errno e, or 0),
+ * and the way around. */
+static int session_error(struct husk_setup *s, int e, const char *what, struct husk_err *err)
+{
+	husk_err_set(err, e, "session %s (%s) of image '%s': %s", s->sess.key,
+		s->sess.launcher, s->img.path, what);
+	husk_err_hint(err, "run with --no-join to launch without a session");
+	return -1;
+}
+
 /* Start a server; 0 when one is (now) there to connect to. */
 static int spawn_server(struct husk_setup *s, bool *started, struct husk_err *err)
 {
@@ -522,22 +532,22 @@ static int spawn_server(struct husk_setup *s, bool *started, struct husk_err *er
 	ssize_t got = 0, k;
 
 	if (lfd < 0)
-		return husk_err_set(err, errno, "session socket");
+		return session_error(s, errno, "cannot create its socket", err);
 	/* Bound and listening before the server exists: the launches that
 	 * come meanwhile queue on it and are answered once the image is up,
 	 * instead of starting servers of their own that lose the race. */
 	if (bind(lfd, (struct sockaddr *)&sa, salen) < 0) {
 		if (errno != EADDRINUSE)
-			return husk_err_set(err, errno, "cannot bind the session socket");
+			return session_error(s, errno, "cannot bind its socket", err);
 		/* Another launch is starting one (or one is leaving): connect
 		 * again, a moment later. */
 		usleep(1000);
 		return 0;
 	}
 	if (listen(lfd, SOMAXCONN) < 0)
-		return husk_err_set(err, errno, "cannot listen on the session socket");
+		return session_error(s, errno, "cannot listen on its socket", err);
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return husk_err_set(err, errno, "pipe");
+		return session_error(s, errno, "cannot create a pipe to its server", err);
 	fflush(NULL);
 	/* The middle process only forks the server (reparented away from us
 	 * when it exits): a vfork child, on our memory, while we wait. */
@@ -545,7 +555,7 @@ static int spawn_server(struct husk_setup *s, bool *started, struct husk_err *er
 	if (a < 0) {
 		close(p[0]);
 		close(p[1]);
-		return husk_err_set(err, errno, "fork");
+		return session_error(s, errno, "cannot start its server", err);
 	}
 	if (a == 0) {
 		close(p[0]);
@@ -564,8 +574,8 @@ static int spawn_server(struct husk_setup *s, bool *started, struct husk_err *er
 			got += k;
 	close(p[0]);
 	if (got != (ssize_t)sizeof(r))
-		return husk_err_set(err, 0, "the session server for image '%s' did not start",
-			s->img.path);
+		return session_error(s, 0, "its server did not start (out of processes or open "
+			"files?)", err);
 	if (r.kind == REP_ERROR) {
 		*err = r.err;
 		return -1;
@@ -595,11 +605,11 @@ static int try_connect(struct husk_setup *s, struct husk_err *err)
 	size_t nfd = 0;
 
 	if (fd < 0)
-		return husk_err_set(err, errno, "session socket");
+		return session_error(s, errno, "cannot create its socket", err);
 	if (connect(fd, (struct sockaddr *)&sa, salen) < 0) {
 		if (errno == ECONNREFUSED || errno == ENOENT)
 			return 0;
-		return husk_err_set(err, errno, "cannot connect to the session server");
+		return session_error(s, errno, "cannot connect to its socket", err);
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		return husk_err_set(err, errno, "session server credentials");
@@ -616,8 +626,7 @@ static int try_connect(struct husk_setup *s, struct husk_err *err)
 	while ((n = poll(&pfd, 1, 60000)) < 0 && errno == EINTR)
 		;
 	if (n == 0)
-		return husk_err_set(err, 0, "the session server for image '%s' did not answer "
-			"in 60 s", s->img.path);
+		return session_error(s, 0, "its server did not answer in 60 s", err);
 	memset(cbuf, 0, sizeof(cbuf));
 	while ((n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
 		;

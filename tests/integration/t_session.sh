@@ -256,6 +256,18 @@ want_no_server
 check_leftovers
 case_end
 
+case_begin "a session whose server cannot start: one error naming it and --no-join, nothing left"
+# With 9 open files at most, the server cannot move its fds to their fixed
+# numbers (10 and up) and dies before it reports.
+( ulimit -n 9 && run_husk run --join="$TAG-nofd" "$IMG_SQFS" -- /bin/true; echo "$STATUS" >"$STAGE/nofd.st" )
+STATUS=$(cat "$STAGE/nofd.st")
+want_status 125
+want_husk_error
+want_re "^husk: session [0-9a-f]{64} \(--join=$TAG-nofd\) of image '.*': .*; run with --no-join" "$ERR"
+want_no_server
+check_leftovers
+case_end
+
 case_begin "the server killed mid-run: one warning, the command fails to read"
 rm -f "$STAGE/ready-s"
 bg_husk dead run --join="$TAG-dead" "$IMG_SQFS" -- /bin/sh -c \
