@@ -4,6 +4,7 @@
 
 #include "husk.h"
 
+#include <sched.h>
 #include <signal.h>
 
 struct json_object;
@@ -65,6 +66,8 @@ struct husk_setup {
 	uid_t uid;
 	gid_t gid;
 	sigset_t old_mask;           /* the caller's signal mask, restored for exec */
+	cpu_set_t cmd_cpus;          /* the caller's CPUs, when cpus_pinned */
+	bool cpus_pinned;            /* root assembly runs on one CPU (run.c) */
 	struct sigaction old_pipe;   /* the caller's SIGPIPE disposition, likewise */
 	double t0;                   /* start time, for -v phase timing */
 	/* Filled in by the supervisor (inside the namespaces): */

@@ -445,6 +445,8 @@ int husk_container_start(struct husk_setup *s, struct husk_err *err)
 	if (sigaction(SIGPIPE, &s->old_pipe, NULL) < 0 ||
 	    sigprocmask(SIG_SETMASK, &s->old_mask, NULL) < 0)
 		return husk_err_set(err, errno, "cannot restore the signal mask");
+	if (s->cpus_pinned)
+		sched_setaffinity(0, sizeof(s->cmd_cpus), &s->cmd_cpus);
 	husk_info("exec '%s' at %.2f ms", s->argv[0], since(s));
 	exec_command(s, err);
 	return -1;

@@ -41,6 +41,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 extern char **environ;
@@ -884,6 +885,33 @@ static void prefetch_command(struct husk_setup *s, struct husk_sqfs_server *srv)
 	}
 }
 
+/* The command's process assembles the root in a few dozen short FUSE round
+ * trips (lookups, the overlay's questions, the first read of the command).
+ * On a paravirtualised VM, waking a server thread on another, idle CPU costs
+ * 70-200 us, a switch to one on the same CPU about 10 us (sched_switch
+ * traces). So until the command execs, it (vforked from this thread) and the
+ * serving threads share the CPU we are on; the speculative threads stay free
+ * to decompress the command on the others. The command gets the caller's
+ * CPUs back before it execs (root.c), the server when vfork returns. */
+static void pin_for_assembly(struct husk_setup *s, struct husk_sqfs_server *srv)
+{
+	cpu_set_t one;
+	unsigned cpu;
+
+	/* The getcpu system call: libc's answer may come from the top process's
+	 * rseq area, which is ours too. */
+	if (syscall(SYS_getcpu, &cpu, NULL, NULL) < 0 ||
+	    sched_getaffinity(0, sizeof(s->cmd_cpus), &s->cmd_cpus) < 0 ||
+	    CPU_COUNT(&s->cmd_cpus) < 2 || !CPU_ISSET(cpu, &s->cmd_cpus))
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one) < 0)
+		return;
+	husk_sqfs_server_set_cpus(srv, &one);
+	s->cpus_pinned = true;
+}
+
 static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *err)
 {
 	struct husk_sqfs_server *srv = NULL;
@@ -916,8 +944,10 @@ static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *
 	 * assembles the root, and start decompressing the command. */
 	if (srv && husk_sqfs_server_start(srv, err) < 0)
 		return -1;
-	if (srv)
+	if (srv) {
 		prefetch_command(s, srv);
+		pin_for_assembly(s, srv);
+	}
 	/* The command's process borrows our memory until it execs (vfork: only
 	 * this thread waits, the FUSE threads go on serving it). Nothing of our
 	 * page tables is copied, which costs 1 to 3 ms on a paravirtualised VM
@@ -931,6 +961,11 @@ static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *
 		child_main(s, report[1], getppid());
 	}
 	close(report[1]);
+	if (s->cpus_pinned) {
+		/* vfork returned: the command has exec'd, with the caller's CPUs. */
+		sched_setaffinity(0, sizeof(s->cmd_cpus), &s->cmd_cpus);
+		husk_sqfs_server_set_cpus(srv, &s->cmd_cpus);
+	}
 	ret = supervise(s, cmd, report[0], death_fd, err);
 	if (srv) {
 		char stats[160];

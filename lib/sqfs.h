@@ -5,6 +5,7 @@
 
 #include "husk.h"
 
+#include <sched.h>
 #include <stdint.h>
 
 struct sqfs_reader;
@@ -38,6 +39,8 @@ int husk_sqfs_server_mount(struct husk_sqfs_server **out, int image_fd, int targ
 void husk_sqfs_server_prefetch(struct husk_sqfs_server *srv, const char *path);
 /* Start serving in background threads (call after fork). */
 int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err);
+/* Let the request-serving threads run on the CPUs of set only. */
+void husk_sqfs_server_set_cpus(struct husk_sqfs_server *srv, const cpu_set_t *set);
 /* What the kernel asked of the server so far, for -v: "N lookups, N opens,
  * N reads (K KiB), N KiB pushed ahead". */
 void husk_sqfs_server_stats(struct husk_sqfs_server *srv, char *buf, size_t size);

@@ -287,6 +287,8 @@ struct husk_sqfs_server {
 	struct sqfs_reader push_reader;
 	bool pushing;
 	bool no_open, no_opendir;    /* the kernel takes ENOSYS for "no open needed" */
+	pthread_t workers[8];
+	int n_workers;
 	/* What the kernel asked (-v): updated atomically by the workers. */
 	unsigned long n_lookup, n_open, n_read, read_bytes, pushed_bytes;
 };
@@ -1201,12 +1203,20 @@ int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err)
 	srv->pushing = !getenv("HUSK_NO_PUSH") &&
 		pthread_create(&srv->loop, &attr, pusher, srv) == 0;
 	for (int i = 0; i < server_threads(); i++) {
-		e = pthread_create(&srv->loop, &attr, serve, srv);
+		e = pthread_create(&srv->workers[srv->n_workers], &attr, serve, srv);
 		if (e && i == 0) {
 			pthread_attr_destroy(&attr);
 			return husk_err_set(err, e, "cannot start the SquashFS server thread");
 		}
+		if (!e)
+			srv->n_workers++;
 	}
 	pthread_attr_destroy(&attr);
 	return 0;
+}
+
+void husk_sqfs_server_set_cpus(struct husk_sqfs_server *srv, const cpu_set_t *set)
+{
+	for (int i = 0; i < srv->n_workers; i++)
+		pthread_setaffinity_np(srv->workers[i], sizeof(*set), set);
 }

@@ -21,6 +21,9 @@ want_status 0
 want_re '[-]-bind'
 case_end
 
+TAB=$(printf '\t')
+MY_CPUS=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)
+LAST_CPU=${MY_CPUS##*[,-]}
 HOME_MARK=$HOME/.husk-test-home-mark.$$
 echo "home-mark-$$" >"$HOME_MARK"
 HOME_CWD=$HOME/.husk-test-cwd.$$
@@ -42,6 +45,25 @@ for kind in $KINDS; do
 	want_line "user=$MY_USER"   # the generated /etc/passwd has our entry
 	want_line "group=$MY_GROUP" # and the generated /etc/group ours
 	case_end
+
+	# Root assembly may run on one CPU (next to the FUSE threads); the
+	# command gets exactly the caller's CPUs back before it execs.
+	case_begin "the command runs on the caller's CPUs [$kind]"
+	run_husk run "$img" -- grep Cpus_allowed_list /proc/self/status
+	want_status 0
+	want_line "Cpus_allowed_list:$TAB$MY_CPUS"
+	case_end
+
+	if command -v taskset >/dev/null; then
+		case_begin "the command keeps a CPU restriction of its caller [$kind]"
+		LAST_CMD="taskset -c $LAST_CPU husk run $img -- grep Cpus_allowed_list /proc/self/status"
+		taskset -c "$LAST_CPU" timeout -k 5 "$HUSK_TIMEOUT" "$HUSK" run "$img" -- \
+			grep Cpus_allowed_list /proc/self/status </dev/null >"$OUT" 2>"$ERR"
+		STATUS=$?
+		want_status 0
+		want_line "Cpus_allowed_list:$TAB$LAST_CPU"
+		case_end
+	fi
 
 	case_begin "generated /etc/passwd keeps the image's entries [$kind]"
 	run_husk run "$img" -- cat /etc/passwd
