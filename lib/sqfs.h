@@ -42,7 +42,8 @@ int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err);
 /* Let the request-serving threads run on the CPUs of set only. */
 void husk_sqfs_server_set_cpus(struct husk_sqfs_server *srv, const cpu_set_t *set);
 /* What the kernel asked of the server so far, for -v: "N lookups, N opens,
- * N reads (K KiB), N KiB pushed ahead". */
+ * N reads (K KiB), N KiB pushed ahead, N of M threads" (the threads serving
+ * requests so far, of those it may start). */
 void husk_sqfs_server_stats(struct husk_sqfs_server *srv, char *buf, size_t size);
 
 #endif

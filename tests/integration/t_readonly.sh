@@ -81,6 +81,15 @@ elif [ "$five" -gt $((once + 2)) ]; then
 fi
 case_end
 
+# One serving thread to start with; concurrent readers must get more (-v
+# says how many served, of how many it may start: at least 2).
+case_begin "concurrent readers of a SquashFS image are served by more than one thread"
+run_husk run -v "$IMG_SQFS" -- /bin/sh -c \
+	'for i in 1 2 3 4 5 6 7 8; do cat /bin/busybox /probe >/dev/null & done; wait'
+want_status 0
+want_re 'image served: .*, [2-8] of [2-8] threads$' "$ERR"
+case_end
+
 case_begin "file contents through the server are the image's, for compressed and stored blocks, at any offset"
 # Random bytes do not compress: mksquashfs stores those blocks as they are
 # (the server reads them straight into its reply); text compresses.
