@@ -198,6 +198,10 @@ void *husk_bcache_get(struct husk_bcache *c, uint64_t pos, uint32_t hdr, husk_bc
 		out->size = e->size;
 		return e;
 	}
+	if (!fill) {
+		pthread_mutex_unlock(&c->mu);   /* only what is cached was asked */
+		return NULL;
+	}
 	e = c->count >= c->max ? take_cold(c) : NULL;
 	if (e) {
 		char *keep = e->data;

@@ -22,7 +22,8 @@ struct husk_bcache *husk_bcache_new(size_t max_blocks, size_t block_size);
 void husk_bcache_free(struct husk_bcache *c);
 /* Look up or decompress the block at pos. Concurrent callers asking for the
  * same block wait for one decompression. Returns a handle to release, or
- * NULL when fill failed. */
+ * NULL when fill failed. With fill NULL, only a block that is cached (or
+ * being decompressed): NULL when it is not. */
 void *husk_bcache_get(struct husk_bcache *c, uint64_t pos, uint32_t hdr, husk_bcache_fill fill,
 	void *ctx, struct husk_blk *out);
 void husk_bcache_put(struct husk_bcache *c, void *handle);

@@ -594,10 +594,11 @@ static int fill_block(void *ctx, uint64_t pos, uint32_t hdr, char *buf, size_t c
 	return 0;
 }
 
-/* Copy [off, off+size) of a regular file into buf through the shared cache.
- * Returns the number of bytes, or -1. */
+/* Copy [off, off+size) of a regular file into buf through the shared cache,
+ * decompressing with fill (NULL: only blocks that are cached). Returns the
+ * number of bytes, or -1. */
 static ssize_t read_range(struct husk_sqfs_server *srv, sqfs *fs, sqfs_inode *inode,
-	off_t off, size_t size, char *buf)
+	off_t off, size_t size, char *buf, husk_bcache_fill fill)
 {
 	uint64_t file_size = inode->xtra.reg.file_size;
 	size_t bs = fs->sb.block_size, done = 0;
@@ -622,7 +623,7 @@ static ssize_t read_range(struct husk_sqfs_server *srv, sqfs *fs, sqfs_inode *in
 			if (inode->xtra.reg.frag_idx == SQUASHFS_INVALID_FRAG ||
 			    sqfs_frag_entry(fs, &frag, inode->xtra.reg.frag_idx))
 				return -1;
-			if (!(h = husk_bcache_get(srv->cache, frag.start_block, frag.size, fill_block, fs,
+			if (!(h = husk_bcache_get(srv->cache, frag.start_block, frag.size, fill, fs,
 			    &blk)))
 				return -1;
 			frag_off = inode->xtra.reg.frag_off;
@@ -648,7 +649,7 @@ static ssize_t read_range(struct husk_sqfs_server *srv, sqfs *fs, sqfs_inode *in
 					done += take;
 					continue;
 				}
-				if (!(h = husk_bcache_get(srv->cache, bl.block, bl.header, fill_block, fs,
+				if (!(h = husk_bcache_get(srv->cache, bl.block, bl.header, fill, fs,
 				    &blk)))
 					return -1;
 			}
@@ -745,7 +746,11 @@ static void *pusher(void *p)
 			j.len = cap;
 		if (sqfs_inode_get(&srv->push_reader.fs, &inode, ino_to_id(&srv->push_reader.fs, j.ino)))
 			continue;
-		got = read_range(srv, &srv->push_reader.fs, &inode, j.off, j.len, buf);
+		/* Only blocks still cached: the pusher never decompresses one
+		 * itself, since a worker that asked for the same block would then
+		 * wait for this idle-priority thread, which gets almost no CPU
+		 * while the command keeps every CPU busy. */
+		got = read_range(srv, &srv->push_reader.fs, &inode, j.off, j.len, buf, NULL);
 		if (got <= 0)
 			continue;
 		bv.buf[0].mem = buf;
@@ -776,7 +781,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	got = read_range(srv, fs, &inode, off, size, buf);
+	got = read_range(srv, fs, &inode, off, size, buf, fill_block);
 	if (got < 0) {
 		fuse_reply_err(req, EIO);
 		return;
