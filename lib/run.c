@@ -1005,7 +1005,7 @@ static int top_main(pid_t sup, int relay_fd, bool *killed, struct husk_err *err)
 			waitpid(sup, NULL, 0);
 			*killed = true;
 			husk_end_children();
-			return husk_err_set(err, e, "sigwaitinfo");
+			return husk_err_set(err, e, "cannot wait for the signals to relay (sigwaitinfo), so the container was ended");
 		}
 		if (si.si_signo != SIGCHLD) {
 			/* Signals from the terminal went to the whole foreground
@@ -1167,8 +1167,16 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 	/* never block on a supervisor that stopped reading */
 	fcntl(start.death[1], F_SETFL, O_NONBLOCK);
 	ret = top_main(sup, start.death[1], &killed, err);
-	if (stack && killed)
-		_exit(ret);   /* our memory may be half-updated (see above) */
+	if (stack && killed) {
+		/* Our memory may be half-updated (see above): no stdio, no free. */
+		if (ret < 0) {
+			husk_write_all(2, "husk: ", 6);
+			husk_write_all(2, err->msg, strlen(err->msg));
+			husk_write_all(2, "\n", 1);
+			_exit(HUSK_EXIT_FAILURE);
+		}
+		_exit(ret);
+	}
 	if (stack)
 		munmap(stack, SUP_STACK);
 	if (start.failed)
