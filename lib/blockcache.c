@@ -13,6 +13,7 @@
  * virtual machine cost more than the copy itself. */
 #include "husk_config.h"
 #include "blockcache.h"
+#include "hugebuf.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -43,18 +44,15 @@ struct husk_bcache {
 	int n_spare;
 };
 
-/* A fresh buffer, mapped with MAP_POPULATE (one system call instead of a
- * page fault per 4 KiB page) by the thread that fills it, outside the lock.
- * On a paravirtualised VM populating costs about 1.5 us a page and the first
- * write to each page about 5 us more: 128 KiB take 0.2 ms. (Chunks of 8
- * buffers used to be mapped under the lock: the first fill of a chunk took
- * 1.1-1.5 ms, and every other thread waited for the lock meanwhile.) */
+/* A fresh buffer, from the huge-page region (hugebuf.c), taken by the thread
+ * that fills it, outside the lock. (Chunks of 8 buffers of 4 KiB pages used
+ * to be mapped under the lock: on a paravirtualised VM the first fill of a
+ * chunk took 1.1-1.5 ms, and every other thread waited for the lock.) */
 static char *new_block(struct husk_bcache *c)
 {
-	char *m = mmap(NULL, c->block_size, PROT_READ | PROT_WRITE,
-		MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	char *m = husk_hugebuf_get(c->block_size);
 
-	if (m == MAP_FAILED)
+	if (!m)
 		return NULL;
 	pthread_mutex_lock(&c->mu);
 	if (c->n_bufs == c->cap_bufs) {
@@ -62,7 +60,7 @@ static char *new_block(struct husk_bcache *c)
 		char **b = realloc(c->bufs, cap * sizeof(*b));
 		if (!b) {
 			pthread_mutex_unlock(&c->mu);
-			munmap(m, c->block_size);
+			husk_hugebuf_put(m, c->block_size);
 			return NULL;
 		}
 		c->bufs = b;
@@ -105,7 +103,7 @@ void husk_bcache_free(struct husk_bcache *c)
 		free(e);     /* buffers are in c->bufs */
 	}
 	for (size_t i = 0; i < c->n_bufs; i++)
-		munmap(c->bufs[i], c->block_size);
+		husk_hugebuf_put(c->bufs[i], c->block_size);
 	free(c->bufs);
 	free(c->table);
 	pthread_mutex_destroy(&c->mu);

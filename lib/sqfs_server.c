@@ -30,6 +30,7 @@
 #include <fuse3/fuse_lowlevel.h>
 
 #include "blockcache.h"
+#include "hugebuf.h"
 #ifdef HAVE_LIBDEFLATE
 #include <libdeflate.h>
 #endif
@@ -56,10 +57,9 @@
  * blocks that concurrent, misaligned 128 KiB kernel reads straddle and for
  * the fragment blocks that neighbouring small files share; the kernel's page
  * cache holds everything else. Kept small on purpose: a buffer is cheap only
- * once it has been written. On a paravirtualised VM the first write to a
- * page costs about 5 us even after MAP_POPULATE (1.25 ms per MiB, measured),
- * so 64 blocks cost about 10 ms of CPU per launch that reads 8 MiB, while 16
- * recycled buffers cost 2.5 ms. (import numpy: 3-4 % faster than with 64.) */
+ * once it has been written. With 4 KiB pages, 64 blocks cost about 10 ms of
+ * CPU per launch on a paravirtualised VM; from huge pages (hugebuf.c) they
+ * cost little, but 64 were no faster than 16 either (import numpy, 2 CPUs). */
 #define SHARED_CACHE_BLOCKS 16
 /* Blocks of the command's file decompressed ahead (4 MiB of 128 KiB). */
 #define PREFETCH_BLOCKS 32
@@ -493,16 +493,14 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static __thread char *tls_buf;
 static __thread size_t tls_cap;
 
-/* Per-thread buffers, mapped populated (see blockcache.c) and kept. */
+/* Per-thread buffers, from the huge-page region (hugebuf.c), kept. */
 static char *populated(char *old, size_t old_cap, size_t size)
 {
-	char *b = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	char *b = husk_hugebuf_get(size);
 
-	if (b == MAP_FAILED)
+	if (!b)
 		return NULL;
-	if (old)
-		munmap(old, old_cap);
+	husk_hugebuf_put(old, old_cap);
 	return b;
 }
 
@@ -510,8 +508,7 @@ static char *thread_buf(size_t size)
 {
 	if (size > tls_cap) {
 		/* The kernel asks for 128 KiB at most (its readahead window and
-		 * FUSE's default max_pages); populating costs about 1.5 us a page
-		 * here and the first write 5 us more, so no more than that. */
+		 * FUSE's default max_pages): no more than that to start with. */
 		size_t cap = size < (128u << 10) ? (128u << 10) : size;
 		char *b = populated(tls_buf, tls_cap, cap);
 		if (!b)
@@ -726,7 +723,7 @@ static void *pusher(void *p)
 {
 	struct husk_sqfs_server *srv = p;
 	size_t cap = srv->push_reader.fs.sb.block_size;
-	char *buf = malloc(cap);
+	char *buf = husk_hugebuf_get(cap);
 
 	if (!buf)
 		return NULL;
@@ -1175,9 +1172,9 @@ static void *prefetch_file(void *p)
 		size_t bs = r.fs.sb.block_size;
 		/* Pushed blocks go straight into the page cache from one buffer of
 		 * this thread's: a slot of the shared cache per block meant fresh
-		 * memory per block, and on a paravirtualised VM the first write to
-		 * each page costs about 5 us (a 128 KiB block took 0.3-1 ms to
-		 * decompress into a fresh slot, 35 us into a used buffer). */
+		 * memory per block (with 4 KiB pages on a paravirtualised VM, a
+		 * 128 KiB block took 0.3-1 ms to decompress into a fresh slot, 35 us
+		 * into a used buffer). */
 		char *own = srv->pushing ? populated(NULL, 0, bs) : NULL;
 		while (bl.remain > 0 && n < PREFETCH_BLOCKS && !sqfs_blocklist_next(&bl)) {
 			struct husk_blk blk;
@@ -1195,7 +1192,7 @@ static void *prefetch_file(void *p)
 			}
 		}
 		if (own)
-			munmap(own, bs);
+			husk_hugebuf_put(own, bs);
 	}
 	sqfs_destroy(&r.fs);
 	free(a);
