@@ -12,7 +12,8 @@
 
 enum { OPT_ENV_FILE = 256, OPT_CLEAN_ENV, OPT_CWD, OPT_NO_HOME, OPT_FAKE_ROOT,
 	OPT_WRITABLE_TMPFS, OPT_DRY_RUN, OPT_PROVENANCE, OPT_JOIN, OPT_NO_JOIN, OPT_MPI, OPT_HELP,
-	OPT_CONFIG, OPT_PLACEMENT, OPT_GPU, OPT_NV, OPT_ROCM, OPT_DEVICE };
+	OPT_CONFIG, OPT_PLACEMENT, OPT_GPU, OPT_NV, OPT_ROCM, OPT_DEVICE, OPT_WARM_RECORD,
+	OPT_NO_WARM };
 
 static const struct option run_opts[] = {
 	{ "bind", required_argument, NULL, 'b' },
@@ -27,6 +28,8 @@ static const struct option run_opts[] = {
 	{ "provenance", required_argument, NULL, OPT_PROVENANCE },
 	{ "join", required_argument, NULL, OPT_JOIN },
 	{ "no-join", no_argument, NULL, OPT_NO_JOIN },
+	{ "warm-record", required_argument, NULL, OPT_WARM_RECORD },
+	{ "no-warm", no_argument, NULL, OPT_NO_WARM },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "mpi", required_argument, NULL, OPT_MPI },
 	{ "placement", required_argument, NULL, OPT_PLACEMENT },
@@ -83,6 +86,12 @@ void help_run(bool shell)
 	       "                                Slurm job step, PMIx namespace or Open MPI job\n"
 	       "                                join automatically\n"
 	       "      --no-join                 never join a session: own namespaces, own mount\n"
+	       "      --warm-record FILE        write what the command looks up, lists and reads\n"
+	       "                                in the SquashFS image to FILE, a warm profile\n"
+	       "                                (implies --no-join; husk build's WARM puts one\n"
+	       "                                into an image)\n"
+	       "      --no-warm                 do not replay the image's warm profile; also\n"
+	       "                                HUSK_NO_WARM=1\n"
 	       "      --mpi host|container      host: replace the image's MPI by the host's (its\n"
 	       "                                libraries, plugins and tuning, bound read-only\n"
 	       "                                under /.husk-host; the image must be built against\n"
@@ -172,6 +181,7 @@ int cmd_run(int argc, char **argv, bool shell)
 	struct husk_plan plan;
 	struct husk_err err = { 0 };
 	char cwd[PATH_MAX];
+	static char warm_path[PATH_MAX];
 	char *shell_argv[] = { getenv("SHELL") && getenv("SHELL")[0] == '/' ? getenv("SHELL") :
 		"/bin/sh", NULL };
 	int verbosity = 0, c, status;
@@ -221,6 +231,20 @@ int cmd_run(int argc, char **argv, bool shell)
 		case OPT_PROVENANCE: plan.provenance = optarg; break;
 		case OPT_JOIN: plan.join = optarg; plan.no_join = false; break;
 		case OPT_NO_JOIN: plan.no_join = true; plan.join = NULL; break;
+		case OPT_WARM_RECORD:
+			/* Absolute: the supervisor writes it from the container's side. */
+			if (optarg[0] != '/' && !cwd[0])
+				return cli_usage_error(name, "--warm-record '%s': the working directory "
+					"is unknown; give an absolute path", optarg);
+			if ((size_t)snprintf(warm_path, sizeof(warm_path), "%s%s%s",
+			    optarg[0] == '/' ? "" : cwd, optarg[0] == '/' ? "" : "/", optarg) >=
+			    sizeof(warm_path))
+				return cli_usage_error(name, "--warm-record: path too long");
+			plan.warm_record = warm_path;
+			plan.no_join = true;
+			plan.join = NULL;
+			break;
+		case OPT_NO_WARM: plan.no_warm = true; break;
 		case OPT_PLACEMENT:
 			if (strcmp(optarg, "auto") && strcmp(optarg, "none"))
 				return cli_usage_error(name, "--placement '%s': want auto or none", optarg);
@@ -263,6 +287,8 @@ int cmd_run(int argc, char **argv, bool shell)
 	/* The option wins over the environment. */
 	if (!plan.provenance && getenv("HUSK_PROVENANCE") && *getenv("HUSK_PROVENANCE"))
 		plan.provenance = getenv("HUSK_PROVENANCE");
+	if (getenv("HUSK_NO_WARM") && *getenv("HUSK_NO_WARM"))
+		plan.no_warm = true;
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
 	if (shell) {

@@ -369,6 +369,11 @@ struct husk_plan {
 	const char *pin_digest;
 	/* --provenance FILE / HUSK_PROVENANCE: append a JSON record per launch. */
 	const char *provenance;
+	/* --warm-record FILE (absolute): write what the command looked up, listed
+	 * and read in the SquashFS image as a warm profile (see husk(1), build
+	 * WARM); --no-warm / HUSK_NO_WARM: do not replay the image's own. */
+	const char *warm_record;
+	bool no_warm;
 	/* A RUN step of `husk build`: the directory image is the root being built
 	 * and is writable; no host /tmp, HOME, working directory or generated
 	 * passwd/group; root emulation (chown and set*id succeed without effect). */

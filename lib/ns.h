@@ -62,6 +62,7 @@ struct husk_setup {
 	char digest[65];             /* the image file's SHA-256, when computed ... */
 	bool have_digest;            /* ... (pinned runs and provenance) */
 	int prov_fd;                 /* --provenance file (O_APPEND), or -1 */
+	int warm_fd;                 /* --warm-record file, or -1 */
 	struct json_object *prov;    /* its record, completed by the command process */
 	uid_t uid;
 	gid_t gid;

@@ -48,6 +48,8 @@ extern char **environ;
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define ENV_FILE_MAX (1 << 20)
+/* A warm profile: a few hundred KiB for a Python stack; more is refused. */
+#define WARM_FILE_MAX (16 << 20)
 
 void husk_plan_init(struct husk_plan *plan)
 {
@@ -337,6 +339,15 @@ static int check_digest(struct husk_setup *s, struct husk_err *err)
 	return 0;
 }
 
+/* A warm profile records what husk's FUSE server is asked: SquashFS only. */
+static int check_warm_record(struct husk_setup *s, struct husk_err *err)
+{
+	if (!s->plan->warm_record || s->img.kind == HUSK_IMAGE_SQUASHFS || s->plan->build_step)
+		return 0;
+	return husk_err_set(err, 0, "--warm-record: image '%s' is a directory, which the kernel "
+		"serves, not husk; record with the SquashFS image", s->plan->image_path);
+}
+
 /* No command given: the image's entrypoint followed by its cmd, as Docker
  * does. A command given replaces both (exec semantics). */
 static int choose_command(struct husk_setup *s, struct husk_err *err)
@@ -385,7 +396,8 @@ static int plan_launch(struct husk_setup *s, struct husk_err *err)
 	s->cwd = strdup(p->cwd ? p->cwd : cwd);
 	/* Lazy: a member of a running session plans with the files its server
 	 * read from the image (husk_session_peek), without opening it. */
-	if (husk_image_open_lazy(&s->img, p->image_path, err) < 0 || check_digest(s, err) < 0)
+	if (husk_image_open_lazy(&s->img, p->image_path, err) < 0 || check_digest(s, err) < 0 ||
+	    check_warm_record(s, err) < 0)
 		return -1;
 	if (husk_session_plan(s, err) < 0 || (!p->dry_run && husk_session_peek(s, err) < 0))
 		return -1;
@@ -403,6 +415,12 @@ static int plan_launch(struct husk_setup *s, struct husk_err *err)
 	if (p->provenance && !p->dry_run && (husk_provenance_open(s, err) < 0 ||
 	    husk_provenance_prepare(s, err) < 0))
 		return -1;
+	if (p->warm_record && !p->dry_run && (s->warm_fd = open(p->warm_record,
+	    O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0644)) < 0) {
+		husk_err_set(err, errno, "warm profile '%s'", p->warm_record);
+		husk_err_hint(err, "nothing was run; give a file you can write (--warm-record)");
+		return -1;
+	}
 	return 0;
 }
 
@@ -474,6 +492,9 @@ static void setup_free(struct husk_setup *s)
 	free(s->mnts);
 	husk_env_free(&s->env);
 	husk_provenance_free(s);
+	if (s->warm_fd >= 0)
+		close(s->warm_fd);
+	s->warm_fd = -1;
 	free(s->image_argv);
 	husk_meta_free(&s->meta);
 	husk_image_close(&s->img);
@@ -863,8 +884,8 @@ static void prefetch_command(struct husk_setup *s, struct husk_sqfs_server *srv)
 	autofree char *copy = NULL;
 	char *save = NULL;
 
-	if (getenv("HUSK_NO_PREFETCH"))
-		return;
+	if (getenv("HUSK_NO_PREFETCH") || s->plan->warm_record)
+		return;   /* recording: every read the command makes is asked of us */
 	if (strchr(cmd, '/')) {
 		if (cmd[0] == '/')
 			husk_sqfs_server_prefetch(srv, cmd);
@@ -883,6 +904,40 @@ static void prefetch_command(struct husk_setup *s, struct husk_sqfs_server *srv)
 			return;
 		}
 	}
+}
+
+/* Replay the image's warm profile (/.husk/warm, see sqfs_server.c) ahead of
+ * the command: it starts now, while the root is being assembled, on the CPUs
+ * the assembly leaves idle. */
+static void warm_image(struct husk_setup *s, struct husk_sqfs_server *srv)
+{
+	struct husk_err e = { 0 };
+	char *text = NULL;
+	size_t len;
+	int root;
+
+	if (s->plan->no_warm || s->plan->warm_record ||
+	    husk_image_read_file(&s->img, "/.husk/warm", &text, &len, WARM_FILE_MAX, &e) != 0)
+		return;   /* none (or unreadable: then the command reads the image itself) */
+	if ((root = openat(s->stage_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		free(text);
+		return;
+	}
+	husk_info("replaying the image's warm profile (%zu bytes)", len);
+	husk_sqfs_server_warm(srv, root, text);
+}
+
+/* What the command asked of the image, to --warm-record FILE. */
+static void write_warm_record(struct husk_setup *s, struct husk_sqfs_server *srv)
+{
+	size_t len = 0;
+	const char *text = husk_sqfs_server_profile(srv, &len);
+
+	if (!text || s->warm_fd < 0)
+		return;
+	if (ftruncate(s->warm_fd, 0) < 0 || husk_write_all(s->warm_fd, text, len) < 0)
+		husk_warn("cannot write the warm profile '%s': %s", s->plan->warm_record,
+			strerror(errno));
 }
 
 /* The command's process assembles the root in a few dozen short FUSE round
@@ -942,9 +997,12 @@ static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *
 		return husk_err_set(err, errno, "pipe");
 	/* The FUSE threads first: they answer the command's process while it
 	 * assembles the root, and start decompressing the command. */
+	if (srv && s->plan->warm_record)
+		husk_sqfs_server_record(srv);
 	if (srv && husk_sqfs_server_start(srv, err) < 0)
 		return -1;
 	if (srv) {
+		warm_image(s, srv);
 		prefetch_command(s, srv);
 		pin_for_assembly(s, srv);
 	}
@@ -968,9 +1026,11 @@ static int supervisor_main(struct husk_setup *s, int death_fd, struct husk_err *
 	}
 	ret = supervise(s, cmd, report[0], death_fd, err);
 	if (srv) {
-		char stats[160];
+		char stats[256];
 		husk_sqfs_server_stats(srv, stats, sizeof(stats));
 		husk_info("image served: %s", stats);
+		if (s->plan->warm_record)
+			write_warm_record(s, srv);
 	}
 	return ret;
 }
@@ -1113,7 +1173,7 @@ int husk_run(struct husk_plan *plan, FILE *dry_run_out, struct husk_err *err)
 	memset(&s, 0, sizeof(s));
 	s.plan = plan;
 	s.t0 = husk_now_ms();
-	s.proc_fd = s.stage_fd = s.dir_image_fd = s.prov_fd = -1;
+	s.proc_fd = s.stage_fd = s.dir_image_fd = s.prov_fd = s.warm_fd = -1;
 	s.sess.conn_fd = s.sess.userns_fd = s.sess.mntns_fd = s.sess.root_fd = -1;
 	s.sess.rootns_fd = -1;
 	if (husk_check_privilege(err) < 0)

@@ -41,6 +41,14 @@ void husk_sqfs_server_prefetch(struct husk_sqfs_server *srv, const char *path);
 int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err);
 /* Let the request-serving threads run on the CPUs of set only. */
 void husk_sqfs_server_set_cpus(struct husk_sqfs_server *srv, const cpu_set_t *set);
+/* Warm profiles (format in sqfs_server.c): record what the command asks,
+ * from the start (call before husk_sqfs_server_start); the profile so far
+ * (owned by the server), or NULL when not recording. */
+void husk_sqfs_server_record(struct husk_sqfs_server *srv);
+const char *husk_sqfs_server_profile(struct husk_sqfs_server *srv, size_t *len);
+/* Replay a profile (NUL-terminated text, taken over, as is root_fd: the
+ * mount's root) in a background thread of idle priority. Best effort. */
+void husk_sqfs_server_warm(struct husk_sqfs_server *srv, int root_fd, char *text);
 /* What the kernel asked of the server so far, for -v: "N lookups, N opens,
  * N reads (K KiB), N KiB pushed ahead, N of M threads" (the threads serving
  * requests so far, of those it may start). */

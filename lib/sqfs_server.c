@@ -41,12 +41,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -296,7 +298,8 @@ struct husk_sqfs_server {
 	cpu_set_t cpus;              /* their CPUs, when cpus_set */
 	bool cpus_set;
 	/* What the kernel asked (-v): updated atomically by the workers. */
-	unsigned long n_lookup, n_open, n_read, read_bytes, pushed_bytes;
+	unsigned long n_lookup, n_open, n_read, read_bytes, pushed_bytes, warmed_bytes;
+	struct warm_rec *rec;        /* recording a warm profile, or NULL */
 };
 
 #define COUNT(srv, field, n) __atomic_fetch_add(&(srv)->field, (n), __ATOMIC_RELAXED)
@@ -304,12 +307,13 @@ struct husk_sqfs_server {
 void husk_sqfs_server_stats(struct husk_sqfs_server *srv, char *buf, size_t size)
 {
 	snprintf(buf, size, "%lu lookups, %lu opens, %lu reads (%lu KiB), %lu KiB pushed ahead, "
-		"%d of %d threads",
+		"%lu KiB warmed, %d of %d threads",
 		__atomic_load_n(&srv->n_lookup, __ATOMIC_RELAXED),
 		__atomic_load_n(&srv->n_open, __ATOMIC_RELAXED),
 		__atomic_load_n(&srv->n_read, __ATOMIC_RELAXED),
 		__atomic_load_n(&srv->read_bytes, __ATOMIC_RELAXED) >> 10,
 		__atomic_load_n(&srv->pushed_bytes, __ATOMIC_RELAXED) >> 10,
+		__atomic_load_n(&srv->warmed_bytes, __ATOMIC_RELAXED) >> 10,
 		__atomic_load_n(&srv->n_workers, __ATOMIC_RELAXED), srv->max_workers);
 }
 
@@ -398,6 +402,203 @@ static int get_inode(fuse_req_t req, fuse_ino_t ino, sqfs **fsp, sqfs_inode *ino
 	return 0;
 }
 
+/* ---- warm profiles: recording ------------------------------------------ *
+ * With --warm-record (and `husk build`'s WARM), the server notes what the
+ * command asked, in order, as a profile that a later launch replays ahead of
+ * the command (warmer below):
+ *   husk-warm 1                 the header
+ *   L PATH                      a lookup, of a name that exists or not
+ *   D PATH                      a directory listed
+ *   R OFFSET LENGTH PATH        a read (consecutive reads merged)
+ * PATH is relative to the image's root ("." for the root itself). Names with
+ * a newline are not recorded. */
+#define REC_BUCKETS 4096
+#define REC_MAX (16u << 20)   /* bytes of profile text */
+
+struct rec_ino {
+	fuse_ino_t ino;
+	struct rec_ino *next;
+	char path[];
+};
+
+struct rec_blk {
+	fuse_ino_t ino;
+	uint64_t blk;
+	struct rec_blk *next;
+};
+
+struct warm_rec {
+	pthread_mutex_t mu;
+	struct rec_ino *tab[REC_BUCKETS];
+	struct rec_blk *seen[REC_BUCKETS];   /* blocks already in an R line */
+	char *text;
+	size_t len, cap;
+	size_t last_at;          /* where the last R line starts, or SIZE_MAX */
+	fuse_ino_t last_ino;
+	uint64_t last_first, last_end;   /* its blocks: [first, end) */
+};
+
+static const char *rec_path(struct warm_rec *r, fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return ".";
+	for (struct rec_ino *e = r->tab[ino % REC_BUCKETS]; e; e = e->next)
+		if (e->ino == ino)
+			return e->path;
+	return NULL;
+}
+
+static void rec_append(struct warm_rec *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rec_append(struct warm_rec *r, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(r->text + r->len, r->cap - r->len, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if ((size_t)n < r->cap - r->len) {
+			r->len += (size_t)n;
+			return;
+		}
+		if (r->cap >= REC_MAX) {
+			r->text[r->len] = '\0';   /* full: the profile ends here */
+			return;
+		}
+		char *t = realloc(r->text, r->cap * 2);
+		if (!t)
+			return;
+		r->text = t;
+		r->cap *= 2;
+	}
+}
+
+/* "dir/name" (or "name" under the root), remembered for ino when it is not
+ * 0, and noted as a lookup when line. */
+static void rec_name(struct husk_sqfs_server *srv, fuse_ino_t parent, const char *name,
+	fuse_ino_t ino, bool line)
+{
+	struct warm_rec *r = srv->rec;
+	const char *dir;
+	struct rec_ino *e;
+	size_t n;
+
+	if (!r || strchr(name, '\n'))
+		return;
+	pthread_mutex_lock(&r->mu);
+	if ((dir = rec_path(r, parent))) {
+		bool top = !strcmp(dir, ".");
+		n = (top ? 0 : strlen(dir) + 1) + strlen(name) + 1;
+		if (ino && !rec_path(r, ino) && (e = malloc(sizeof(*e) + n))) {
+			snprintf(e->path, n, "%s%s%s", top ? "" : dir, top ? "" : "/", name);
+			e->ino = ino;
+			e->next = r->tab[ino % REC_BUCKETS];
+			r->tab[ino % REC_BUCKETS] = e;
+		}
+		if (line) {
+			rec_append(r, "L %s%s%s\n", top ? "" : dir, top ? "" : "/", name);
+			r->last_at = SIZE_MAX;
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void rec_lookup(struct husk_sqfs_server *srv, fuse_ino_t parent, const char *name,
+	fuse_ino_t ino)
+{
+	rec_name(srv, parent, name, ino, true);
+}
+
+static void rec_listed(struct husk_sqfs_server *srv, fuse_ino_t ino)
+{
+	struct warm_rec *r = srv->rec;
+	const char *dir;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	if ((dir = rec_path(r, ino))) {
+		rec_append(r, "D %s\n", dir);
+		r->last_at = SIZE_MAX;
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Has block blk of ino been recorded? Marks it. */
+static bool rec_seen(struct warm_rec *r, fuse_ino_t ino, uint64_t blk)
+{
+	size_t h = (size_t)((ino * 0x9E3779B97F4A7C15ull) ^ blk) % REC_BUCKETS;
+	struct rec_blk *e;
+
+	for (e = r->seen[h]; e; e = e->next)
+		if (e->ino == ino && e->blk == blk)
+			return true;
+	if ((e = malloc(sizeof(*e)))) {
+		e->ino = ino;
+		e->blk = blk;
+		e->next = r->seen[h];
+		r->seen[h] = e;
+	}
+	return false;
+}
+
+/* A read, as whole blocks (the replay stores whole blocks), each block once:
+ * the profile does not depend on how the kernel cut its readahead. */
+static void rec_read(struct husk_sqfs_server *srv, fuse_ino_t ino, uint64_t off, size_t len,
+	size_t bs)
+{
+	struct warm_rec *r = srv->rec;
+	const char *path;
+
+	if (!r || len == 0)
+		return;
+	pthread_mutex_lock(&r->mu);
+	if ((path = rec_path(r, ino))) {
+		for (uint64_t b = off / bs; b <= (off + len - 1) / bs; b++) {
+			if (rec_seen(r, ino, b))
+				continue;
+			if (r->last_at != SIZE_MAX && r->last_ino == ino && r->last_end == b) {
+				r->len = r->last_at;   /* the next block of the same file: one line */
+			} else {
+				r->last_at = r->len;
+				r->last_ino = ino;
+				r->last_first = b;
+			}
+			r->last_end = b + 1;
+			rec_append(r, "R %llu %llu %s\n", (unsigned long long)(r->last_first * bs),
+				(unsigned long long)((r->last_end - r->last_first) * bs), path);
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+void husk_sqfs_server_record(struct husk_sqfs_server *srv)
+{
+	struct warm_rec *r = calloc(1, sizeof(*r));
+
+	if (!r || !(r->text = malloc(r->cap = 64 << 10))) {
+		free(r);
+		return;
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	r->last_at = SIZE_MAX;
+	rec_append(r, "husk-warm 1\n");
+	srv->rec = r;
+}
+
+const char *husk_sqfs_server_profile(struct husk_sqfs_server *srv, size_t *len)
+{
+	if (!srv->rec)
+		return NULL;
+	pthread_mutex_lock(&srv->rec->mu);
+	*len = srv->rec->len;
+	pthread_mutex_unlock(&srv->rec->mu);
+	return srv->rec->text;
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct husk_sqfs_server *srv = userdata;
@@ -443,6 +644,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	e.entry_timeout = FOREVER;
 	if (!found) {
 		/* ino 0 with a timeout: a negative entry the kernel caches. */
+		rec_lookup(fuse_req_userdata(req), parent, name, 0);
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -453,6 +655,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	e.attr_timeout = FOREVER;
+	/* Before the reply: the kernel may ask for the new inode at once. */
+	rec_lookup(fuse_req_userdata(req), parent, name, e.ino);
 	fuse_reply_entry(req, &e);
 }
 
@@ -591,11 +795,31 @@ static int fill_block(void *ctx, uint64_t pos, uint32_t hdr, char *buf, size_t c
 	return 0;
 }
 
+/* A block through the shared cache or, with scratch (block_size bytes), into
+ * scratch and past the cache: a thread of idle priority must not leave a
+ * pending entry that a worker would wait for. */
+static void *get_block(struct husk_sqfs_server *srv, sqfs *fs, uint64_t pos, uint32_t hdr,
+	husk_bcache_fill fill, char *scratch, struct husk_blk *blk)
+{
+	if (!scratch)
+		return husk_bcache_get(srv->cache, pos, hdr, fill, fs, blk);
+	if (fill(fs, pos, hdr, scratch, fs->sb.block_size, &blk->size) != 0)
+		return NULL;
+	blk->data = scratch;
+	return scratch;
+}
+
+static void put_block(struct husk_sqfs_server *srv, void *h, char *scratch)
+{
+	if (!scratch)
+		husk_bcache_put(srv->cache, h);
+}
+
 /* Copy [off, off+size) of a regular file into buf through the shared cache,
- * decompressing with fill (NULL: only blocks that are cached). Returns the
- * number of bytes, or -1. */
+ * decompressing with fill (NULL: only blocks that are cached), or through
+ * scratch (see get_block). Returns the number of bytes, or -1. */
 static ssize_t read_range(struct husk_sqfs_server *srv, sqfs *fs, sqfs_inode *inode,
-	off_t off, size_t size, char *buf, husk_bcache_fill fill)
+	off_t off, size_t size, char *buf, husk_bcache_fill fill, char *scratch)
 {
 	uint64_t file_size = inode->xtra.reg.file_size;
 	size_t bs = fs->sb.block_size, done = 0;
@@ -620,7 +844,7 @@ static ssize_t read_range(struct husk_sqfs_server *srv, sqfs *fs, sqfs_inode *in
 			if (inode->xtra.reg.frag_idx == SQUASHFS_INVALID_FRAG ||
 			    sqfs_frag_entry(fs, &frag, inode->xtra.reg.frag_idx))
 				return -1;
-			if (!(h = husk_bcache_get(srv->cache, frag.start_block, frag.size, fill, fs,
+			if (!(h = get_block(srv, fs, frag.start_block, frag.size, fill, scratch,
 			    &blk)))
 				return -1;
 			frag_off = inode->xtra.reg.frag_off;
@@ -646,7 +870,7 @@ static ssize_t read_range(struct husk_sqfs_server *srv, sqfs *fs, sqfs_inode *in
 					done += take;
 					continue;
 				}
-				if (!(h = husk_bcache_get(srv->cache, bl.block, bl.header, fill, fs,
+				if (!(h = get_block(srv, fs, bl.block, bl.header, fill, scratch,
 				    &blk)))
 					return -1;
 			}
@@ -658,11 +882,11 @@ static ssize_t read_range(struct husk_sqfs_server *srv, sqfs *fs, sqfs_inode *in
 			memset(buf + done, 0, take);   /* a hole */
 		} else {
 			if (frag_off + in_block + take > blk.size) {
-				husk_bcache_put(srv->cache, h);
+				put_block(srv, h, scratch);
 				return -1;
 			}
 			memcpy(buf + done, blk.data + frag_off + in_block, take);
-			husk_bcache_put(srv->cache, h);
+			put_block(srv, h, scratch);
 		}
 		done += take;
 	}
@@ -747,7 +971,7 @@ static void *pusher(void *p)
 		 * itself, since a worker that asked for the same block would then
 		 * wait for this idle-priority thread, which gets almost no CPU
 		 * while the command keeps every CPU busy. */
-		got = read_range(srv, &srv->push_reader.fs, &inode, j.off, j.len, buf, NULL);
+		got = read_range(srv, &srv->push_reader.fs, &inode, j.off, j.len, buf, NULL, NULL);
 		if (got <= 0)
 			continue;
 		bv.buf[0].mem = buf;
@@ -778,11 +1002,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	got = read_range(srv, fs, &inode, off, size, buf, fill_block);
+	got = read_range(srv, fs, &inode, off, size, buf, fill_block, NULL);
 	if (got < 0) {
 		fuse_reply_err(req, EIO);
 		return;
 	}
+	rec_read(srv, ino, (uint64_t)off, (size_t)got, fs->sb.block_size);
 	fuse_reply_buf(req, buf, (size_t)got);
 	COUNT(srv, n_read, 1);
 	COUNT(srv, read_bytes, (unsigned long)got);
@@ -818,6 +1043,8 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	if (off == 0)
+		rec_listed(fuse_req_userdata(req), ino);
 	sqfs_dentry_init(&entry, namebuf);
 	while (sqfs_dir_next(fs, &dir, &entry, &serr)) {
 		struct fuse_entry_param e;
@@ -835,6 +1062,9 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
 			}
 			e.attr_timeout = e.entry_timeout = FOREVER;
 			esize = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, next);
+			/* The kernel now knows the entry without a lookup. */
+			if (esize <= size - used)
+				rec_name(fuse_req_userdata(req), ino, name, e.ino, false);
 		} else {
 			e.attr.st_ino = e.ino;
 			e.attr.st_mode = sqfs_dentry_mode(&entry);
@@ -1226,6 +1456,145 @@ void husk_sqfs_server_prefetch(struct husk_sqfs_server *srv, const char *path)
 	pthread_attr_destroy(&attr);
 }
 
+/* ---- warm profiles: replay --------------------------------------------- *
+ * A profile in the image (/.husk/warm, from `husk build`'s WARM, format
+ * above) lists what its command looked up, listed and read, in order. A
+ * thread of idle priority replays it from the start of a launch: lookups and
+ * listings through the mount (the kernel then keeps the entries and their
+ * attributes for the life of the mount, so the command's own lookups never
+ * reach us), and the data decompressed and stored straight into the page
+ * cache (no request at all). It runs on CPU the command leaves idle, never
+ * waits for the command, and ends with the launch. Every path is resolved
+ * beneath the mount's root with no symlink and no other mount on the way: a
+ * profile, even a hostile one, reaches nothing outside the image. */
+#define WARM_MAX_BYTES (512ull << 20)
+
+struct warm_arg {
+	struct husk_sqfs_server *srv;
+	int root_fd;
+	char *text;
+};
+
+static int warm_open(int root, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			RESOLVE_NO_XDEV,
+	};
+
+	return (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+}
+
+/* Store [off, off+len) of the file at path (whole blocks) into the page
+ * cache. Returns the bytes stored. */
+static size_t warm_range(struct husk_sqfs_server *srv, sqfs *fs, int root, const char *path,
+	uint64_t off, uint64_t len, char *scratch, char *out)
+{
+	size_t bs = fs->sb.block_size, stored = 0;
+	sqfs_inode inode;
+	struct stat st;
+	int fd = warm_open(root, path, O_PATH);
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    sqfs_inode_get(fs, &inode, ino_to_id(fs, (fuse_ino_t)st.st_ino)) == 0) {
+		uint64_t size = inode.xtra.reg.file_size;
+		for (uint64_t at = off - off % bs; at < off + len && at < size; at += bs) {
+			struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+			ssize_t got = read_range(srv, fs, &inode, (off_t)at, bs, out, fill_block,
+				scratch);
+			if (got <= 0)
+				break;
+			bv.buf[0].mem = out;
+			bv.buf[0].size = (size_t)got;
+			if (fuse_lowlevel_notify_store(srv->se, (fuse_ino_t)st.st_ino, (off_t)at,
+			    &bv, 0) != 0)
+				break;
+			stored += (size_t)got;
+		}
+	}
+	close(fd);
+	COUNT(srv, warmed_bytes, stored);
+	return stored;
+}
+
+static void *warmer(void *p)
+{
+	struct warm_arg *a = p;
+	struct husk_sqfs_server *srv = a->srv;
+	struct sqfs_reader r;
+	char *line, *save = NULL, *scratch = NULL, *out = NULL;
+	unsigned long long stored = 0;
+	size_t bs = 0;
+
+	idle_only();
+	if (reader_init(&r, srv->image_fd) != SQFS_OK)
+		goto done;
+	bs = r.fs.sb.block_size;
+	if (!(scratch = husk_hugebuf_get(bs)) || !(out = husk_hugebuf_get(bs)))
+		goto done_fs;
+	line = strtok_r(a->text, "\n", &save);
+	if (!line || strcmp(line, "husk-warm 1") != 0)
+		goto done_fs;   /* another version: nothing we know how to replay */
+	while ((line = strtok_r(NULL, "\n", &save)) && stored < WARM_MAX_BYTES) {
+		unsigned long long off, len;
+		int fd, at = 0;
+		if (line[0] == '\0' || line[1] != ' ')
+			continue;
+		if (line[0] == 'L') {
+			if ((fd = warm_open(a->root_fd, line + 2, O_PATH)) >= 0)
+				close(fd);
+		} else if (line[0] == 'D') {
+			char d[8192];
+			if ((fd = warm_open(a->root_fd, line + 2, O_RDONLY | O_DIRECTORY)) >= 0) {
+				while (syscall(SYS_getdents64, fd, d, sizeof(d)) > 0)
+					;
+				close(fd);
+			}
+		} else if (line[0] == 'R' && sscanf(line + 2, "%llu %llu %n", &off, &len, &at) == 2 &&
+		    at > 0) {
+			stored += warm_range(srv, &r.fs, a->root_fd, line + 2 + at, off, len, scratch,
+				out);
+		}
+	}
+done_fs:
+	husk_hugebuf_put(scratch, bs);
+	husk_hugebuf_put(out, bs);
+	sqfs_destroy(&r.fs);
+done:
+	close(a->root_fd);
+	free(a->text);
+	free(a);
+	return NULL;
+}
+
+void husk_sqfs_server_warm(struct husk_sqfs_server *srv, int root_fd, char *text)
+{
+	struct warm_arg *a = malloc(sizeof(*a));
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (!a) {
+		close(root_fd);
+		free(text);
+		return;
+	}
+	a->srv = srv;
+	a->root_fd = root_fd;
+	a->text = text;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 << 10);
+	if (pthread_create(&t, &attr, warmer, a) != 0) {
+		close(root_fd);
+		free(text);
+		free(a);
+	}
+	pthread_attr_destroy(&attr);
+}
+
 /* As many workers as CPUs we may run on, within [2, 8]. */
 static int server_threads(void)
 {
@@ -1265,7 +1634,9 @@ int husk_sqfs_server_start(struct husk_sqfs_server *srv, struct husk_err *err)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 << 10);
-	srv->pushing = !getenv("HUSK_NO_PUSH") &&
+	/* No push-ahead while recording: what the kernel asks then depends on
+	 * the command alone, and so does the profile. */
+	srv->pushing = !getenv("HUSK_NO_PUSH") && !srv->rec &&
 		pthread_create(&srv->loop, &attr, pusher, srv) == 0;
 	pthread_attr_destroy(&attr);
 	pthread_mutex_init(&srv->workers_mu, NULL);
