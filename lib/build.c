@@ -908,6 +908,10 @@ static int run_recipe(struct build *b)
 		case HUSK_I_LABEL: r = do_label(b, s); break;
 		case HUSK_I_ENTRYPOINT: r = do_argv(b, s, &b->entrypoint); break;
 		case HUSK_I_CMD: r = do_argv(b, s, &b->cmd); break;
+		case HUSK_I_WARM:
+			progress(b, "  (recorded once the image is built)");
+			r = 0;
+			break;
 		default: r = husk_err_set(b->err, 0, "unexpected instruction");
 		}
 		if (r < 0)
@@ -1122,6 +1126,111 @@ static int squash(struct build *b)
 			"nothing was written to '%s'", WIFEXITED(ws) ? "exit status" : "signal",
 			WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws), b->o->output);
 	return 0;
+}
+
+/* ---- step 5: WARM ---------------------------------------------------------- */
+
+#define WARM_PART "warm.part"   /* in the scratch directory, beside the tree */
+
+/* Run one WARM command in the image just written, as `husk run --clean-env
+ * --no-home --warm-record` would, as the caller, recording into the tree. */
+static int warm_one(struct build *b, const struct husk_recipe_step *s, const char *record)
+{
+	autofree char *image = fd_path(b->out_fd);
+	char **argv = NULL;
+	bool exec_form;
+	pid_t pid;
+	int ws;
+
+	if (husk_recipe_argv(s->args, &argv, &exec_form, b->err) < 0)
+		return -1;
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		husk_strv_free(argv);
+		return husk_err_set(b->err, errno, "fork");
+	}
+	if (pid == 0) {
+		struct husk_plan plan;
+		struct husk_err e = { 0 };
+		int st;
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		husk_plan_init(&plan);
+		plan.image_path = image;
+		plan.argv = argv;
+		plan.clean_env = true;
+		plan.no_home = true;
+		plan.no_join = true;
+		plan.no_warm = true;
+		plan.warm_record = record;
+		plan.cwd = b->workdir ? b->workdir : "/";
+		st = husk_run(&plan, NULL, &e);
+		if (st < 0) {
+			fprintf(stderr, "husk: %s\n", e.msg);
+			_exit(e.status ? e.status : HUSK_EXIT_FAILURE);
+		}
+		_exit(st);
+	}
+	husk_strv_free(argv);
+	while (waitpid(pid, &ws, 0) < 0)
+		if (errno != EINTR)
+			return husk_err_set(b->err, errno, "waitpid");
+	if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+		return 0;
+	if (WIFSIGNALED(ws))
+		return husk_err_set(b->err, 0, "the command was killed by signal %d", WTERMSIG(ws));
+	return husk_err_set(b->err, 0, "the command failed with exit status %d (its output is "
+		"above); a WARM command must succeed in the finished image", WEXITSTATUS(ws));
+}
+
+/* The recipe's WARM commands, in order, on the image just written; their
+ * profiles joined into /.husk/warm, and the image written again with it.
+ * Returns 1 when there was nothing to do. */
+static int warm_image(struct build *b)
+{
+	autofree char *record = husk_strdup_printf("%s/scratch/%s", b->stage, WARM_PART);
+	char *all = NULL, *part = NULL;
+	size_t n_all = 0, n_part;
+	int r = 1;
+
+	if (!record)
+		return husk_err_set(b->err, ENOMEM, "WARM");
+	for (size_t i = 1; i < b->recipe.n; i++) {
+		const struct husk_recipe_step *s = &b->recipe.steps[i];
+		const char *body;
+		char *grown;
+
+		if (s->kind != HUSK_I_WARM)
+			continue;
+		progress(b, "WARM %s: recording what it reads", s->args);
+		unlinkat(b->scratch_fd, WARM_PART, 0);
+		if (warm_one(b, s, record) < 0 ||
+		    husk_read_fileat(b->scratch_fd, WARM_PART, &part, &n_part, 64 << 20) < 0) {
+			r = step_err(b, s);
+			goto out;
+		}
+		/* Each part has the header line; the whole keeps the first. */
+		body = n_all && (body = strchr(part, '\n')) ? body + 1 : part;
+		if (!(grown = realloc(all, n_all + strlen(body) + 1))) {
+			r = husk_err_set(b->err, ENOMEM, "WARM");
+			goto out;
+		}
+		all = grown;
+		memcpy(all + n_all, body, strlen(body) + 1);
+		n_all += strlen(body);
+		free(part);
+		part = NULL;
+	}
+	if (n_all == 0)
+		goto out;
+	progress(b, "writing %s again, with its warm profile (%zu bytes)", b->o->output, n_all);
+	r = write_tree_file(b, "/.husk", "warm", all, n_all);
+	if (r == 0 && (clamp_times(b) < 0 || ftruncate(b->out_fd, 0) < 0 || squash(b) < 0))
+		r = -1;
+out:
+	unlinkat(b->scratch_fd, WARM_PART, 0);
+	free(part);
+	free(all);
+	return r;
 }
 
 /* Give the finished output its name, replacing an older file atomically. */
@@ -1371,7 +1480,7 @@ int husk_build(const struct husk_build_opts *o, char digest_out[65], struct husk
 		remove_volatile(&b);
 	progress(&b, "writing %s (%s)", o->output, b.comp);
 	if (write_metadata(&b, src_digest) < 0 || clamp_times(&b) < 0 || squash(&b) < 0 ||
-	    publish(&b) < 0)
+	    warm_image(&b) < 0 || publish(&b) < 0)
 		goto out;
 	if (husk_image_digest(b.out_fd, o->output, digest_out, err) < 0)
 		goto out;

@@ -282,7 +282,7 @@ HUSK_API int husk_import_squashfs(int root_fd, const char *root_path, const char
 /* ---- recipes (husk build) ----------------------------------------------- */
 
 enum husk_instr { HUSK_I_FROM = 1, HUSK_I_RUN, HUSK_I_COPY, HUSK_I_ENV, HUSK_I_WORKDIR,
-	HUSK_I_LABEL, HUSK_I_ENTRYPOINT, HUSK_I_CMD };
+	HUSK_I_LABEL, HUSK_I_ENTRYPOINT, HUSK_I_CMD, HUSK_I_WARM };
 struct husk_recipe_step {
 	enum husk_instr kind;
 	int line;            /* first line of the instruction in the recipe */

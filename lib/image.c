@@ -44,7 +44,9 @@ static int image_open(struct husk_image *img, const char *path, bool lazy,
 	}
 	if (fstat(fd, &st) < 0)
 		return husk_err_set(err, errno, "image '%s'", path);
-	if (!(img->path = realpath(path, NULL)))
+	/* An open file without a name (/proc/self/fd/N of an unlinked file, as
+	 * `husk build` runs WARM on its unfinished output) keeps the given path. */
+	if (!(img->path = realpath(path, NULL)) && (errno != ENOENT || !(img->path = strdup(path))))
 		return husk_err_set(err, errno, "image '%s'", path);
 	if (S_ISDIR(st.st_mode)) {
 		img->kind = HUSK_IMAGE_DIR;

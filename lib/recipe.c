@@ -14,6 +14,11 @@
  *   LABEL key=value ...
  *   ENTRYPOINT ["prog", "arg"]      exec or shell form
  *   CMD ["arg"]
+ *   WARM python3 -c 'import numpy'  once the image is built, run this in it
+ *                                   and keep what it looked up, listed and
+ *                                   read as /.husk/warm, which every launch
+ *                                   replays ahead of its command (husk's own;
+ *                                   shell or exec form, like RUN)
  *
  * A line ending in a backslash continues on the next. Instruction names are
  * case-insensitive. $NAME and ${NAME} in ENV, WORKDIR, COPY and LABEL expand
@@ -34,7 +39,7 @@ static const struct {
 } known[] = {
 	{ "FROM", HUSK_I_FROM }, { "RUN", HUSK_I_RUN }, { "COPY", HUSK_I_COPY },
 	{ "ENV", HUSK_I_ENV }, { "WORKDIR", HUSK_I_WORKDIR }, { "LABEL", HUSK_I_LABEL },
-	{ "ENTRYPOINT", HUSK_I_ENTRYPOINT }, { "CMD", HUSK_I_CMD },
+	{ "ENTRYPOINT", HUSK_I_ENTRYPOINT }, { "CMD", HUSK_I_CMD }, { "WARM", HUSK_I_WARM },
 };
 
 /* Docker instructions husk does not take, and what to do instead. */
@@ -177,7 +182,7 @@ int husk_recipe_parse(const char *text, size_t len, const char *what, struct hus
 						"not supported by husk build; %s", what, first, (int)wlen, word,
 						unsupported[j].fix);
 			return husk_err_set(err, 0, "recipe '%s' line %d: unknown instruction '%.*s'; "
-				"husk build knows FROM, RUN, COPY, ENV, WORKDIR, LABEL, ENTRYPOINT and CMD",
+				"husk build knows FROM, RUN, COPY, ENV, WORKDIR, LABEL, ENTRYPOINT, CMD and WARM",
 				what, first, (int)wlen, word);
 		}
 		if (!*args)

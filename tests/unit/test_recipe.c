@@ -67,6 +67,12 @@ int main(void)
 	CHECK("ENV starts on line 7", r.n > 2 && r.steps[2].line == 7);
 	husk_recipe_free(&r);
 
+	CHECK("WARM parses, with its command kept whole",
+		parse("FROM scratch\nwarm python3 -c 'import numpy'\n", &r, &err) == 0 && r.n == 2 &&
+		r.steps[1].kind == HUSK_I_WARM && !strcmp(r.steps[1].args, "python3 -c 'import numpy'") &&
+		!strcmp(husk_instr_name(HUSK_I_WARM), "WARM"));
+	husk_recipe_free(&r);
+
 	bad("FROM scratch\nFROBNICATE x\n", "line 2: unknown instruction 'FROBNICATE'");
 	bad("FROM scratch\nADD a /b\n", "line 2: instruction 'ADD' is not supported");
 	bad("FROM scratch\nUSER nobody\n", "'USER' is not supported");
