@@ -404,20 +404,28 @@ static int get_inode(fuse_req_t req, fuse_ino_t ino, sqfs **fsp, sqfs_inode *ino
 
 /* ---- warm profiles: recording ------------------------------------------ *
  * With --warm-record (and `husk build`'s WARM), the server notes what the
- * command asked, in order, as a profile that a later launch replays ahead of
- * the command (warmer below):
+ * command asked, as a profile that a later launch replays ahead of the
+ * command (warmer below):
  *   husk-warm 1                 the header
  *   L PATH                      a lookup, of a name that exists or not
  *   D PATH                      a directory listed
- *   R OFFSET LENGTH PATH        a read (consecutive reads merged)
+ *   R OFFSET LENGTH PATH        data, in whole blocks
  * PATH is relative to the image's root ("." for the root itself). Names with
- * a newline are not recorded. */
+ * a newline are not recorded. Lookups and listings come in the order the
+ * command made them; the blocks read of a file follow its lookup, sorted and
+ * merged, or come at the end (files the kernel knew from a listing), sorted
+ * by path. Requests may be served by several threads at once, so the order
+ * of the reads themselves is not kept: a command that does the same each time
+ * gives the same profile, and `husk build` the same image. */
 #define REC_BUCKETS 4096
 #define REC_MAX (16u << 20)   /* bytes of profile text */
 
 struct rec_ino {
 	fuse_ino_t ino;
 	struct rec_ino *next;
+	uint64_t *blks;          /* blocks read, in no order, each once */
+	size_t n_blks, cap_blks;
+	bool done;               /* its R lines are written */
 	char path[];
 };
 
@@ -430,50 +438,65 @@ struct rec_blk {
 struct warm_rec {
 	pthread_mutex_t mu;
 	struct rec_ino *tab[REC_BUCKETS];
-	struct rec_blk *seen[REC_BUCKETS];   /* blocks already in an R line */
+	struct rec_blk *seen[REC_BUCKETS];
+	/* The L and D lines; after each L line of a file, where its R lines go. */
 	char *text;
 	size_t len, cap;
-	size_t last_at;          /* where the last R line starts, or SIZE_MAX */
-	fuse_ino_t last_ino;
-	uint64_t last_first, last_end;   /* its blocks: [first, end) */
+	struct rec_anchor { size_t at; struct rec_ino *file; } *anchors;
+	size_t n_anchors, cap_anchors;
+	size_t bs;
+	char *out;               /* the profile, made by husk_sqfs_server_profile */
 };
 
-static const char *rec_path(struct warm_rec *r, fuse_ino_t ino)
+static struct rec_ino *rec_find(struct warm_rec *r, fuse_ino_t ino)
 {
-	if (ino == FUSE_ROOT_ID)
-		return ".";
 	for (struct rec_ino *e = r->tab[ino % REC_BUCKETS]; e; e = e->next)
 		if (e->ino == ino)
-			return e->path;
+			return e;
 	return NULL;
 }
 
-static void rec_append(struct warm_rec *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void rec_append(struct warm_rec *r, const char *fmt, ...)
+static const char *rec_path(struct warm_rec *r, fuse_ino_t ino)
+{
+	struct rec_ino *e;
+
+	if (ino == FUSE_ROOT_ID)
+		return ".";
+	return (e = rec_find(r, ino)) ? e->path : NULL;
+}
+
+static bool grow(void *pp, size_t *cap, size_t need, size_t size)
+{
+	void *p;
+	size_t n = *cap ? *cap : 16;
+
+	if (need <= *cap)
+		return true;
+	while (n < need)
+		n *= 2;
+	if (!(p = realloc(*(void **)pp, n * size)))
+		return false;
+	*(void **)pp = p;
+	*cap = n;
+	return true;
+}
+
+static void text_add(char **text, size_t *len, size_t *cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void text_add(char **text, size_t *len, size_t *cap, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
 
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(r->text + r->len, r->cap - r->len, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return;
-		if ((size_t)n < r->cap - r->len) {
-			r->len += (size_t)n;
-			return;
-		}
-		if (r->cap >= REC_MAX) {
-			r->text[r->len] = '\0';   /* full: the profile ends here */
-			return;
-		}
-		char *t = realloc(r->text, r->cap * 2);
-		if (!t)
-			return;
-		r->text = t;
-		r->cap *= 2;
-	}
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || *len + (size_t)n + 1 > REC_MAX || !grow(text, cap, *len + (size_t)n + 1, 1))
+		return;   /* full: the profile ends here */
+	va_start(ap, fmt);
+	vsnprintf(*text + *len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	*len += (size_t)n;
 }
 
 /* "dir/name" (or "name" under the root), remembered for ino when it is not
@@ -482,25 +505,27 @@ static void rec_name(struct husk_sqfs_server *srv, fuse_ino_t parent, const char
 	fuse_ino_t ino, bool line)
 {
 	struct warm_rec *r = srv->rec;
+	struct rec_ino *e = NULL;
 	const char *dir;
-	struct rec_ino *e;
-	size_t n;
 
 	if (!r || strchr(name, '\n'))
 		return;
 	pthread_mutex_lock(&r->mu);
 	if ((dir = rec_path(r, parent))) {
 		bool top = !strcmp(dir, ".");
-		n = (top ? 0 : strlen(dir) + 1) + strlen(name) + 1;
-		if (ino && !rec_path(r, ino) && (e = malloc(sizeof(*e) + n))) {
+		size_t n = (top ? 0 : strlen(dir) + 1) + strlen(name) + 1;
+		if (ino && !(e = rec_find(r, ino)) && (e = calloc(1, sizeof(*e) + n))) {
 			snprintf(e->path, n, "%s%s%s", top ? "" : dir, top ? "" : "/", name);
 			e->ino = ino;
 			e->next = r->tab[ino % REC_BUCKETS];
 			r->tab[ino % REC_BUCKETS] = e;
 		}
 		if (line) {
-			rec_append(r, "L %s%s%s\n", top ? "" : dir, top ? "" : "/", name);
-			r->last_at = SIZE_MAX;
+			text_add(&r->text, &r->len, &r->cap, "L %s%s%s\n", top ? "" : dir,
+				top ? "" : "/", name);
+			if (e && grow(&r->anchors, &r->cap_anchors, r->n_anchors + 1,
+			    sizeof(*r->anchors)))
+				r->anchors[r->n_anchors++] = (struct rec_anchor){ r->len, e };
 		}
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -520,10 +545,8 @@ static void rec_listed(struct husk_sqfs_server *srv, fuse_ino_t ino)
 	if (!r)
 		return;
 	pthread_mutex_lock(&r->mu);
-	if ((dir = rec_path(r, ino))) {
-		rec_append(r, "D %s\n", dir);
-		r->last_at = SIZE_MAX;
-	}
+	if ((dir = rec_path(r, ino)))
+		text_add(&r->text, &r->len, &r->cap, "D %s\n", dir);
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -545,58 +568,95 @@ static bool rec_seen(struct warm_rec *r, fuse_ino_t ino, uint64_t blk)
 	return false;
 }
 
-/* A read, as whole blocks (the replay stores whole blocks), each block once:
+/* A read, as the whole blocks it touched (the replay stores whole blocks):
  * the profile does not depend on how the kernel cut its readahead. */
 static void rec_read(struct husk_sqfs_server *srv, fuse_ino_t ino, uint64_t off, size_t len,
 	size_t bs)
 {
 	struct warm_rec *r = srv->rec;
-	const char *path;
+	struct rec_ino *e;
 
 	if (!r || len == 0)
 		return;
 	pthread_mutex_lock(&r->mu);
-	if ((path = rec_path(r, ino))) {
-		for (uint64_t b = off / bs; b <= (off + len - 1) / bs; b++) {
-			if (rec_seen(r, ino, b))
-				continue;
-			if (r->last_at != SIZE_MAX && r->last_ino == ino && r->last_end == b) {
-				r->len = r->last_at;   /* the next block of the same file: one line */
-			} else {
-				r->last_at = r->len;
-				r->last_ino = ino;
-				r->last_first = b;
-			}
-			r->last_end = b + 1;
-			rec_append(r, "R %llu %llu %s\n", (unsigned long long)(r->last_first * bs),
-				(unsigned long long)((r->last_end - r->last_first) * bs), path);
-		}
-	}
+	r->bs = bs;
+	if ((e = rec_find(r, ino)))
+		for (uint64_t b = off / bs; b <= (off + len - 1) / bs; b++)
+			if (!rec_seen(r, ino, b) && grow(&e->blks, &e->cap_blks, e->n_blks + 1,
+			    sizeof(*e->blks)))
+				e->blks[e->n_blks++] = b;
 	pthread_mutex_unlock(&r->mu);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+	return strcmp((*(struct rec_ino *const *)a)->path, (*(struct rec_ino *const *)b)->path);
+}
+
+/* A file's blocks as R lines: sorted, consecutive ones merged. */
+static void rec_emit(struct warm_rec *r, struct rec_ino *e, size_t *len, size_t *cap)
+{
+	e->done = true;
+	qsort(e->blks, e->n_blks, sizeof(*e->blks), cmp_u64);
+	for (size_t i = 0, j; i < e->n_blks; i = j) {
+		for (j = i + 1; j < e->n_blks && e->blks[j] == e->blks[j - 1] + 1; j++)
+			;
+		text_add(&r->out, len, cap, "R %llu %llu %s\n",
+			(unsigned long long)(e->blks[i] * r->bs),
+			(unsigned long long)((e->blks[j - 1] - e->blks[i] + 1) * r->bs), e->path);
+	}
 }
 
 void husk_sqfs_server_record(struct husk_sqfs_server *srv)
 {
 	struct warm_rec *r = calloc(1, sizeof(*r));
 
-	if (!r || !(r->text = malloc(r->cap = 64 << 10))) {
-		free(r);
+	if (!r)
 		return;
-	}
 	pthread_mutex_init(&r->mu, NULL);
-	r->last_at = SIZE_MAX;
-	rec_append(r, "husk-warm 1\n");
 	srv->rec = r;
 }
 
 const char *husk_sqfs_server_profile(struct husk_sqfs_server *srv, size_t *len)
 {
-	if (!srv->rec)
+	struct warm_rec *r = srv->rec;
+	struct rec_ino **rest = NULL;
+	size_t n_rest = 0, cap_rest = 0, at = 0, cap = 0;
+
+	if (!r)
 		return NULL;
-	pthread_mutex_lock(&srv->rec->mu);
-	*len = srv->rec->len;
-	pthread_mutex_unlock(&srv->rec->mu);
-	return srv->rec->text;
+	pthread_mutex_lock(&r->mu);
+	free(r->out);
+	r->out = NULL;
+	*len = 0;
+	for (size_t i = 0; i < REC_BUCKETS; i++)
+		for (struct rec_ino *e = r->tab[i]; e; e = e->next)
+			e->done = false;
+	text_add(&r->out, len, &cap, "husk-warm 1\n");
+	for (size_t i = 0; i <= r->n_anchors; i++) {
+		size_t to = i < r->n_anchors ? r->anchors[i].at : r->len;
+		text_add(&r->out, len, &cap, "%.*s", (int)(to - at), r->text ? r->text + at : "");
+		at = to;
+		if (i < r->n_anchors && !r->anchors[i].file->done && r->anchors[i].file->n_blks)
+			rec_emit(r, r->anchors[i].file, len, &cap);
+	}
+	for (size_t i = 0; i < REC_BUCKETS; i++)
+		for (struct rec_ino *e = r->tab[i]; e; e = e->next)
+			if (!e->done && e->n_blks && grow(&rest, &cap_rest, n_rest + 1, sizeof(*rest)))
+				rest[n_rest++] = e;
+	qsort(rest, n_rest, sizeof(*rest), cmp_path);
+	for (size_t i = 0; i < n_rest; i++)
+		rec_emit(r, rest[i], len, &cap);
+	free(rest);
+	pthread_mutex_unlock(&r->mu);
+	return r->out ? r->out : "";
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
