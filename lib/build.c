@@ -822,9 +822,13 @@ static void apt_conf(struct build *b, bool on)
 	}
 }
 
-static int do_run(struct build *b, const struct husk_recipe_step *s)
+/* Run the step's command (shell or exec form) through husk_run() in a child
+ * process, its plan set by setup; its failure becomes the build's error,
+ * ending with fix. */
+static int run_command(struct build *b, const struct husk_recipe_step *s,
+	void (*setup)(struct build *b, struct husk_plan *plan, const void *arg), const void *arg,
+	const char *fix)
 {
-	struct husk_plan plan;
 	char **argv = NULL;
 	bool exec_form;
 	pid_t pid;
@@ -832,29 +836,22 @@ static int do_run(struct build *b, const struct husk_recipe_step *s)
 
 	if (husk_recipe_argv(s->args, &argv, &exec_form, b->err) < 0)
 		return -1;
-	apt_conf(b, true);
-	b->ran = true;
 	fflush(NULL);
 	if ((pid = fork()) < 0) {
 		husk_strv_free(argv);
 		return husk_err_set(b->err, errno, "fork");
 	}
 	if (pid == 0) {
+		struct husk_plan plan;
 		struct husk_err e = { 0 };
 		int st;
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		husk_plan_init(&plan);
-		plan.image_path = b->root_path;
 		plan.argv = argv;
-		plan.build_step = true;
-		plan.fake_root = true;
 		plan.clean_env = true;
 		plan.no_home = true;
 		plan.cwd = b->workdir ? b->workdir : "/";
-		for (size_t i = 0; i < b->env.n; i++)
-			husk_env_put(&plan.env_cli, b->env.vars[i]);
-		if (!husk_env_get(&plan.env_cli, "HOME"))
-			husk_env_set(&plan.env_cli, "HOME", "/root");
+		setup(b, &plan, arg);
 		st = husk_run(&plan, NULL, &e);
 		if (st < 0) {
 			fprintf(stderr, "husk: %s\n", e.msg);
@@ -871,7 +868,27 @@ static int do_run(struct build *b, const struct husk_recipe_step *s)
 	if (WIFSIGNALED(ws))
 		return husk_err_set(b->err, 0, "the command was killed by signal %d", WTERMSIG(ws));
 	return husk_err_set(b->err, 0, "the command failed with exit status %d (its output is "
-		"above); fix it and build again", WEXITSTATUS(ws));
+		"above); %s", WEXITSTATUS(ws), fix);
+}
+
+/* RUN: in the tree being built, writable, with root emulation. */
+static void run_setup(struct build *b, struct husk_plan *plan, const void *arg)
+{
+	(void)arg;
+	plan->image_path = b->root_path;
+	plan->build_step = true;
+	plan->fake_root = true;
+	for (size_t i = 0; i < b->env.n; i++)
+		husk_env_put(&plan->env_cli, b->env.vars[i]);
+	if (!husk_env_get(&plan->env_cli, "HOME"))
+		husk_env_set(&plan->env_cli, "HOME", "/root");
+}
+
+static int do_run(struct build *b, const struct husk_recipe_step *s)
+{
+	apt_conf(b, true);
+	b->ran = true;
+	return run_command(b, s, run_setup, NULL, "fix it and build again");
 }
 
 static int do_argv(struct build *b, const struct husk_recipe_step *s, char ***dst)
@@ -1132,54 +1149,30 @@ static int squash(struct build *b)
 
 #define WARM_PART "warm.part"   /* in the scratch directory, beside the tree */
 
-/* Run one WARM command in the image just written, as `husk run --clean-env
- * --no-home --warm-record` would, as the caller, recording into the tree. */
+/* WARM: in the image just written (an unnamed file: /proc/self/fd/N), as
+ * the caller, as `husk run --clean-env --no-home --warm-record` would. */
+struct warm_arg {
+	const char *image, *record;
+};
+
+static void warm_setup(struct build *b, struct husk_plan *plan, const void *arg)
+{
+	const struct warm_arg *w = arg;
+
+	(void)b;
+	plan->image_path = w->image;
+	plan->no_join = true;
+	plan->no_warm = true;
+	plan->warm_record = w->record;
+}
+
 static int warm_one(struct build *b, const struct husk_recipe_step *s, const char *record)
 {
 	autofree char *image = fd_path(b->out_fd);
-	char **argv = NULL;
-	bool exec_form;
-	pid_t pid;
-	int ws;
+	struct warm_arg w = { image, record };
 
-	if (husk_recipe_argv(s->args, &argv, &exec_form, b->err) < 0)
-		return -1;
-	fflush(NULL);
-	if ((pid = fork()) < 0) {
-		husk_strv_free(argv);
-		return husk_err_set(b->err, errno, "fork");
-	}
-	if (pid == 0) {
-		struct husk_plan plan;
-		struct husk_err e = { 0 };
-		int st;
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		husk_plan_init(&plan);
-		plan.image_path = image;
-		plan.argv = argv;
-		plan.clean_env = true;
-		plan.no_home = true;
-		plan.no_join = true;
-		plan.no_warm = true;
-		plan.warm_record = record;
-		plan.cwd = b->workdir ? b->workdir : "/";
-		st = husk_run(&plan, NULL, &e);
-		if (st < 0) {
-			fprintf(stderr, "husk: %s\n", e.msg);
-			_exit(e.status ? e.status : HUSK_EXIT_FAILURE);
-		}
-		_exit(st);
-	}
-	husk_strv_free(argv);
-	while (waitpid(pid, &ws, 0) < 0)
-		if (errno != EINTR)
-			return husk_err_set(b->err, errno, "waitpid");
-	if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
-		return 0;
-	if (WIFSIGNALED(ws))
-		return husk_err_set(b->err, 0, "the command was killed by signal %d", WTERMSIG(ws));
-	return husk_err_set(b->err, 0, "the command failed with exit status %d (its output is "
-		"above); a WARM command must succeed in the finished image", WEXITSTATUS(ws));
+	return run_command(b, s, warm_setup, &w,
+		"a WARM command must succeed in the finished image");
 }
 
 /* The recipe's WARM commands, in order, on the image just written; their
