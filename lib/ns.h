@@ -63,6 +63,7 @@ struct husk_setup {
 	bool have_digest;            /* ... (pinned runs and provenance) */
 	int prov_fd;                 /* --provenance file (O_APPEND), or -1 */
 	int warm_fd;                 /* --warm-record file, or -1 */
+	struct husk_sqfs_server *warming;   /* replaying the image's warm profile */
 	struct json_object *prov;    /* its record, completed by the command process */
 	uid_t uid;
 	gid_t gid;

@@ -870,6 +870,9 @@ static int supervise(struct husk_setup *s, pid_t cmd, int report_fd, int death_f
 		}
 		if (reap(cmd, &cmd_status)) {
 			cmd_done = true;
+			/* The replay's lookup child goes with the command. */
+			if (s->warming)
+				husk_sqfs_server_warm_stop(s->warming);
 			husk_debug("command exited with status %d at %.2f ms", status_code(cmd_status),
 				husk_now_ms() - s->t0);
 		}
@@ -925,6 +928,7 @@ static void warm_image(struct husk_setup *s, struct husk_sqfs_server *srv)
 	}
 	husk_info("replaying the image's warm profile (%zu bytes)", len);
 	husk_sqfs_server_warm(srv, root, text);
+	s->warming = srv;
 }
 
 /* What the command asked of the image, to --warm-record FILE. */

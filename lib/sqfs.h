@@ -47,8 +47,12 @@ void husk_sqfs_server_set_cpus(struct husk_sqfs_server *srv, const cpu_set_t *se
 void husk_sqfs_server_record(struct husk_sqfs_server *srv);
 const char *husk_sqfs_server_profile(struct husk_sqfs_server *srv, size_t *len);
 /* Replay a profile (NUL-terminated text, taken over, as is root_fd: the
- * mount's root) in a background thread of idle priority. Best effort. */
+ * mount's root) in a background thread of idle priority and a child process
+ * (see sqfs_server.c). Best effort. The caller must be a subreaper that
+ * reaps all its children, and call husk_sqfs_server_warm_stop when the
+ * command has ended: the child is then killed (SIGKILL), to be reaped. */
 void husk_sqfs_server_warm(struct husk_sqfs_server *srv, int root_fd, char *text);
+void husk_sqfs_server_warm_stop(struct husk_sqfs_server *srv);
 /* What the kernel asked of the server so far, for -v: "N lookups, N opens,
  * N reads (K KiB), N KiB pushed ahead, N of M threads" (the threads serving
  * requests so far, of those it may start). */

@@ -45,7 +45,9 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <linux/openat2.h>
@@ -300,6 +302,9 @@ struct husk_sqfs_server {
 	/* What the kernel asked (-v): updated atomically by the workers. */
 	unsigned long n_lookup, n_open, n_read, read_bytes, pushed_bytes, warmed_bytes;
 	struct warm_rec *rec;        /* recording a warm profile, or NULL */
+	pthread_mutex_t warm_mu;     /* the replay's lookup child: */
+	pid_t warm_pid;              /* > 0 once started */
+	bool warm_stopping;          /* the command ended: none to start */
 };
 
 #define COUNT(srv, field, n) __atomic_fetch_add(&(srv)->field, (n), __ATOMIC_RELAXED)
@@ -1270,6 +1275,7 @@ int husk_sqfs_server_mount(struct husk_sqfs_server **out, int image_fd, int targ
 	srv->push_reader = probe;   /* kept: the pusher thread decodes with it */
 	pthread_mutex_init(&srv->push_mu, NULL);
 	pthread_cond_init(&srv->push_cv, NULL);
+	pthread_mutex_init(&srv->warm_mu, NULL);
 	if (!srv->cache || pthread_key_create(&srv->key, reader_free)) {
 		husk_bcache_free(srv->cache);
 		free(srv);
@@ -1518,21 +1524,42 @@ void husk_sqfs_server_prefetch(struct husk_sqfs_server *srv, const char *path)
 
 /* ---- warm profiles: replay --------------------------------------------- *
  * A profile in the image (/.husk/warm, from `husk build`'s WARM, format
- * above) lists what its command looked up, listed and read, in order. A
- * thread of idle priority replays it from the start of a launch: lookups and
- * listings through the mount (the kernel then keeps the entries and their
- * attributes for the life of the mount, so the command's own lookups never
- * reach us), and the data decompressed and stored straight into the page
- * cache (no request at all). It runs on CPU the command leaves idle, never
- * waits for the command, and ends with the launch. Every path is resolved
- * beneath the mount's root with no symlink and no other mount on the way: a
- * profile, even a hostile one, reaches nothing outside the image. */
+ * above) lists what its command looked up, listed and read. It is replayed
+ * from the start of a launch, on CPU the command leaves idle, and never
+ * waits for the command:
+ *   - a child process looks up and lists what the profile names, through the
+ *     mount: the kernel then keeps those entries and attributes for the life
+ *     of the mount, and the command's own lookups never reach us. A process
+ *     of its own, holding no /dev/fuse descriptor: a thread of ours waiting
+ *     for one of our own answers would keep this process from ever dying if
+ *     it were killed (the kernel waits out a request a server has taken, and
+ *     the connection ends only when its last descriptor closes);
+ *   - for each file it found, a thread of ours decompresses the blocks the
+ *     profile names and stores them straight into the page cache: no request.
+ * Every path is resolved beneath the mount's root with no symlink and no
+ * other mount on the way: a profile, even a hostile one, reaches nothing
+ * outside the image. The child is ended when the command ends
+ * (husk_sqfs_server_warm_stop), or by the kernel when we die. */
 #define WARM_MAX_BYTES (512ull << 20)
+#define WARM_STACK (64u << 10)
+
+struct warm_line {
+	char kind;
+	const char *path;
+	unsigned long long off, len;
+};
 
 struct warm_arg {
 	struct husk_sqfs_server *srv;
-	int root_fd;
+	int root_fd, fuse_fd, pipe_fd;
 	char *text;
+	struct warm_line *lines;
+	size_t n;
+};
+
+struct warm_found {
+	uint32_t line;
+	uint64_t ino;
 };
 
 static int warm_open(int root, const char *path, int flags)
@@ -1546,38 +1573,89 @@ static int warm_open(int root, const char *path, int flags)
 	return (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
 }
 
-/* Store [off, off+len) of the file at path (whole blocks) into the page
- * cache. Returns the bytes stored. */
-static size_t warm_range(struct husk_sqfs_server *srv, sqfs *fs, int root, const char *path,
-	uint64_t off, uint64_t len, char *scratch, char *out)
+/* The lookup child: on our memory (CLONE_VM), its own descriptors; system
+ * calls only. Tells the thread the inode of each file an R line names. */
+static int warm_child(void *p)
+{
+	const struct warm_arg *a = p;
+	char d[4096];
+
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	syscall(SYS_close, a->fuse_fd);
+	for (size_t i = 0; i < a->n; i++) {
+		const struct warm_line *l = &a->lines[i];
+		struct stat st;
+		int fd = warm_open(a->root_fd, l->path, l->kind == 'D' ? O_RDONLY | O_DIRECTORY : O_PATH);
+		if (fd < 0)
+			continue;
+		if (l->kind == 'D') {
+			while (syscall(SYS_getdents64, fd, d, sizeof(d)) > 0)
+				;
+		} else if (l->kind == 'R' && syscall(SYS_fstat, fd, &st) == 0 && S_ISREG(st.st_mode)) {
+			struct warm_found f = { (uint32_t)i, (uint64_t)st.st_ino };
+			if (syscall(SYS_write, a->pipe_fd, &f, sizeof(f)) != (long)sizeof(f))
+				break;
+		}
+		syscall(SYS_close, fd);
+	}
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
+/* Store [off, off+len) of inode ino (whole blocks) into the page cache.
+ * Returns the bytes stored. */
+static size_t warm_range(struct husk_sqfs_server *srv, sqfs *fs, fuse_ino_t ino, uint64_t off,
+	uint64_t len, char *scratch, char *out)
 {
 	size_t bs = fs->sb.block_size, stored = 0;
 	sqfs_inode inode;
-	struct stat st;
-	int fd = warm_open(root, path, O_PATH);
+	uint64_t size;
 
-	if (fd < 0)
+	if (sqfs_inode_get(fs, &inode, ino_to_id(fs, ino)) != 0 ||
+	    !S_ISREG(inode.base.mode | sqfs_mode(inode.base.inode_type)))
 		return 0;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    sqfs_inode_get(fs, &inode, ino_to_id(fs, (fuse_ino_t)st.st_ino)) == 0) {
-		uint64_t size = inode.xtra.reg.file_size;
-		for (uint64_t at = off - off % bs; at < off + len && at < size; at += bs) {
-			struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
-			ssize_t got = read_range(srv, fs, &inode, (off_t)at, bs, out, fill_block,
-				scratch);
-			if (got <= 0)
-				break;
-			bv.buf[0].mem = out;
-			bv.buf[0].size = (size_t)got;
-			if (fuse_lowlevel_notify_store(srv->se, (fuse_ino_t)st.st_ino, (off_t)at,
-			    &bv, 0) != 0)
-				break;
-			stored += (size_t)got;
-		}
+	size = inode.xtra.reg.file_size;
+	for (uint64_t at = off - off % bs; at < off + len && at < size; at += bs) {
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+		ssize_t got = read_range(srv, fs, &inode, (off_t)at, bs, out, fill_block, scratch);
+		if (got <= 0)
+			break;
+		bv.buf[0].mem = out;
+		bv.buf[0].size = (size_t)got;
+		if (fuse_lowlevel_notify_store(srv->se, ino, (off_t)at, &bv, 0) != 0)
+			break;
+		stored += (size_t)got;
 	}
-	close(fd);
 	COUNT(srv, warmed_bytes, stored);
 	return stored;
+}
+
+/* The lines husk replays; NULL (nothing to do) for another version. */
+static struct warm_line *warm_parse(char *text, size_t *n)
+{
+	struct warm_line *v = NULL;
+	size_t cap = 0;
+	char *line, *save = NULL;
+
+	*n = 0;
+	line = strtok_r(text, "\n", &save);
+	if (!line || strcmp(line, "husk-warm 1") != 0)
+		return NULL;
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		struct warm_line l = { line[0], line + 2, 0, 0 };
+		int at = 0;
+		if (line[0] == '\0' || line[1] != ' ' || !strchr("LDR", line[0]))
+			continue;
+		if (l.kind == 'R') {
+			if (sscanf(line + 2, "%llu %llu %n", &l.off, &l.len, &at) != 2 || at <= 0)
+				continue;
+			l.path = line + 2 + at;
+		}
+		if (!grow(&v, &cap, *n + 1, sizeof(*v)))
+			break;
+		v[(*n)++] = l;
+	}
+	return v;
 }
 
 static void *warmer(void *p)
@@ -1585,54 +1663,52 @@ static void *warmer(void *p)
 	struct warm_arg *a = p;
 	struct husk_sqfs_server *srv = a->srv;
 	struct sqfs_reader r;
-	char *line, *save = NULL, *scratch = NULL, *out = NULL;
+	char *scratch = NULL, *out = NULL, *stack = MAP_FAILED;
 	unsigned long long stored = 0;
+	struct warm_found f;
+	int fds[2] = { -1, -1 };
 	size_t bs = 0;
+	pid_t pid;
 
 	idle_only();
-	if (reader_init(&r, srv->image_fd) != SQFS_OK)
+	if (!(a->lines = warm_parse(a->text, &a->n)) || reader_init(&r, srv->image_fd) != SQFS_OK)
 		goto done;
 	bs = r.fs.sb.block_size;
-	if (!(scratch = husk_hugebuf_get(bs)) || !(out = husk_hugebuf_get(bs)))
+	if (!(scratch = husk_hugebuf_get(bs)) || !(out = husk_hugebuf_get(bs)) ||
+	    pipe2(fds, O_CLOEXEC) < 0 ||
+	    (stack = mmap(NULL, WARM_STACK, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0)) == MAP_FAILED)
 		goto done_fs;
-	line = strtok_r(a->text, "\n", &save);
-	if (!line || strcmp(line, "husk-warm 1") != 0)
-		goto done_fs;   /* another version: nothing we know how to replay */
-	while ((line = strtok_r(NULL, "\n", &save)) && stored < WARM_MAX_BYTES) {
-		unsigned long long off, len;
-		int fd, at = 0;
-		if (line[0] == '\0' || line[1] != ' ')
-			continue;
-		if (line[0] == 'L') {
-			if ((fd = warm_open(a->root_fd, line + 2, O_PATH)) >= 0)
-				close(fd);
-		} else if (line[0] == 'D') {
-			char d[8192];
-			if ((fd = warm_open(a->root_fd, line + 2, O_RDONLY | O_DIRECTORY)) >= 0) {
-				while (syscall(SYS_getdents64, fd, d, sizeof(d)) > 0)
-					;
-				close(fd);
-			}
-		} else if (line[0] == 'R' && sscanf(line + 2, "%llu %llu %n", &off, &len, &at) == 2 &&
-		    at > 0) {
-			stored += warm_range(srv, &r.fs, a->root_fd, line + 2 + at, off, len, scratch,
-				out);
-		}
-	}
+	a->pipe_fd = fds[1];
+	a->fuse_fd = fuse_session_fd(srv->se);
+	pthread_mutex_lock(&srv->warm_mu);
+	pid = srv->warm_stopping ? -1 : clone(warm_child, stack + WARM_STACK, CLONE_VM | SIGCHLD, a);
+	srv->warm_pid = pid;
+	pthread_mutex_unlock(&srv->warm_mu);
+	close(fds[1]);
+	fds[1] = -1;
+	if (pid > 0)
+		/* EOF: the child is done, or was ended. */
+		while (stored < WARM_MAX_BYTES && read(fds[0], &f, sizeof(f)) == (ssize_t)sizeof(f))
+			if (f.line < a->n)
+				stored += warm_range(srv, &r.fs, (fuse_ino_t)f.ino, a->lines[f.line].off,
+					a->lines[f.line].len, scratch, out);
+	/* The stack stays mapped: the child may still be on it; it dies with us. */
 done_fs:
+	if (fds[0] >= 0)
+		close(fds[0]);
+	if (fds[1] >= 0)
+		close(fds[1]);
 	husk_hugebuf_put(scratch, bs);
 	husk_hugebuf_put(out, bs);
 	sqfs_destroy(&r.fs);
 done:
-	close(a->root_fd);
-	free(a->text);
-	free(a);
 	return NULL;
 }
 
 void husk_sqfs_server_warm(struct husk_sqfs_server *srv, int root_fd, char *text)
 {
-	struct warm_arg *a = malloc(sizeof(*a));
+	struct warm_arg *a = calloc(1, sizeof(*a));
 	pthread_attr_t attr;
 	pthread_t t;
 
@@ -1644,6 +1720,7 @@ void husk_sqfs_server_warm(struct husk_sqfs_server *srv, int root_fd, char *text
 	a->srv = srv;
 	a->root_fd = root_fd;
 	a->text = text;
+	/* Kept (with root_fd) for the life of the process: the child reads them. */
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 << 10);
@@ -1653,6 +1730,15 @@ void husk_sqfs_server_warm(struct husk_sqfs_server *srv, int root_fd, char *text
 		free(a);
 	}
 	pthread_attr_destroy(&attr);
+}
+
+void husk_sqfs_server_warm_stop(struct husk_sqfs_server *srv)
+{
+	pthread_mutex_lock(&srv->warm_mu);
+	srv->warm_stopping = true;
+	if (srv->warm_pid > 0)
+		kill(srv->warm_pid, SIGKILL);   /* reaped by the caller, a subreaper */
+	pthread_mutex_unlock(&srv->warm_mu);
 }
 
 /* As many workers as CPUs we may run on, within [2, 8]. */

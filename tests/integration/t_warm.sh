@@ -152,6 +152,35 @@ st=$?
 check_leftovers 10
 case_end
 
+# A profile of 3000 small files, each looked up and stored: the command
+# ends while that is under way. (When the replay's lookups came from a
+# thread of the server itself, 7 runs in 30 hung: a lookup a worker had
+# taken when the process exited was waited out for ever.)
+mkdir -p "$W/ctx/many"
+{ echo "husk-warm 1"; for i in $(seq 3000); do echo "L data/f$i"; echo "R 0 131072 data/f$i"; done; } \
+	>"$W/ctx/many/warm"
+cat >"$W/ctx/many/recipe" <<EOF
+FROM $IMG_DIR
+RUN mkdir -p /data && i=1 && while [ \$i -le 3000 ]; do echo "file \$i" >/data/f\$i; i=\$((i + 1)); done
+COPY warm /.husk/warm
+EOF
+
+case_begin "a command that ends during the replay: husk returns at once, nothing left"
+RUN_CWD=$W run_husk build -q ctx/many/recipe out/many.sqfs
+want_status 0
+saved_timeout=$HUSK_TIMEOUT
+HUSK_TIMEOUT=20
+for i in $(seq 10); do
+	run_husk run "$W/out/many.sqfs" -- /bin/true
+	if [ "$STATUS" != 0 ]; then
+		case_fail "run $i: exit status $STATUS"
+		break
+	fi
+done
+HUSK_TIMEOUT=$saved_timeout
+check_leftovers 10
+case_end
+
 # A profile that tries to leave the image: "..", absolute paths, symlinks out
 # of the image and within it, a directory named through a symlink, offsets
 # past the end, garbage. Replayed, it stores nothing at all.
