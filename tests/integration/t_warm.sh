@@ -107,24 +107,28 @@ FROM $W/out/w1.sqfs
 COPY warm /.husk/warm
 EOF
 
+# Push-ahead and prefetch off in both runs, so that what the kernel reads
+# differs by what the replay stored only (big.bin, 293 KiB; the rest of
+# busybox's reads moves by some 20 KiB from run to run).
 case_begin "a launch replays the profile: the data is in the page cache, right, before it is read"
 RUN_CWD=$W run_husk build -q ctx/byhand/recipe out/byhand.sqfs
 want_status 0
-run_husk run -v "$W/out/byhand.sqfs" -- /bin/sh -c 'sleep 2; md5sum /data/big.bin; cat /data/small.txt'
+HUSK_NO_PUSH=1 HUSK_NO_PREFETCH=1 run_husk run -v "$W/out/byhand.sqfs" -- /bin/sh -c 'sleep 2; md5sum /data/big.bin; cat /data/small.txt'
 want_status 0
 want_re "^$want_md5 "
 want_line "hello"
 want_re "replaying the image's warm profile" "$ERR"
 r_warm=$(read_kib); w=$(warmed_kib)
 # The same without the replay: big.bin's 293 KiB are read from the server.
-run_husk run -v --no-warm "$W/out/byhand.sqfs" -- /bin/sh -c 'sleep 2; md5sum /data/big.bin; cat /data/small.txt'
+HUSK_NO_PUSH=1 HUSK_NO_PREFETCH=1 run_husk run -v --no-warm "$W/out/byhand.sqfs" -- \
+	/bin/sh -c 'sleep 2; md5sum /data/big.bin; cat /data/small.txt'
 want_status 0
 want_re "^$want_md5 "
 want_no_re "replaying" "$ERR"
 r_cold=$(read_kib)
 diag "read with the replay: ${r_warm:-?} KiB (${w:-?} KiB warmed); without: ${r_cold:-?} KiB"
 if [ -z "$r_warm" ] || [ -z "$r_cold" ] || [ -z "$w" ] || [ "$w" -lt 292 ] ||
-   [ $((r_cold - r_warm)) -lt 280 ] || [ "$(warmed_kib)" != 0 ]; then
+   [ $((r_cold - r_warm)) -lt 240 ] || [ "$(warmed_kib)" != 0 ]; then
 	case_fail "want big.bin (292 KiB) warmed, and read from the server only without the replay"
 fi
 case_end
