@@ -1580,8 +1580,18 @@ static int warm_child(void *p)
 	const struct warm_arg *a = p;
 	char d[4096];
 
+	int lo = a->root_fd < a->pipe_fd ? a->root_fd : a->pipe_fd;
+	int hi = a->root_fd < a->pipe_fd ? a->pipe_fd : a->root_fd;
+
 	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* Nothing but the mount's root and the pipe: not /dev/fuse, and not the
+	 * supervisor's pipes, whose end of file it waits for. */
 	syscall(SYS_close, a->fuse_fd);
+	if (lo > 0)
+		syscall(SYS_close_range, 0, lo - 1, 0);
+	if (hi > lo + 1)
+		syscall(SYS_close_range, lo + 1, hi - 1, 0);
+	syscall(SYS_close_range, hi + 1, ~0u, 0);
 	for (size_t i = 0; i < a->n; i++) {
 		const struct warm_line *l = &a->lines[i];
 		struct stat st;
