@@ -241,8 +241,6 @@ int cmd_run(int argc, char **argv, bool shell)
 			    sizeof(warm_path))
 				return cli_usage_error(name, "--warm-record: path too long");
 			plan.warm_record = warm_path;
-			plan.no_join = true;
-			plan.join = NULL;
 			break;
 		case OPT_NO_WARM: plan.no_warm = true; break;
 		case OPT_PLACEMENT:
@@ -289,6 +287,11 @@ int cmd_run(int argc, char **argv, bool shell)
 		plan.provenance = getenv("HUSK_PROVENANCE");
 	if (getenv("HUSK_NO_WARM") && *getenv("HUSK_NO_WARM"))
 		plan.no_warm = true;
+	/* Recording needs a server of this launch's own: never a session's. */
+	if (plan.warm_record) {
+		plan.no_join = true;
+		plan.join = NULL;
+	}
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
 	if (shell) {
