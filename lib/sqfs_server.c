@@ -303,7 +303,7 @@ struct husk_sqfs_server {
 	unsigned long n_lookup, n_open, n_read, read_bytes, pushed_bytes, warmed_bytes;
 	struct warm_rec *rec;        /* recording a warm profile, or NULL */
 	pthread_mutex_t warm_mu;     /* the replay's lookup child: */
-	pid_t warm_pid;              /* > 0 once started */
+	int warm_pidfd;              /* the child, once started; -1 before */
 	bool warm_stopping;          /* the command ended: none to start */
 };
 
@@ -1276,6 +1276,7 @@ int husk_sqfs_server_mount(struct husk_sqfs_server **out, int image_fd, int targ
 	pthread_mutex_init(&srv->push_mu, NULL);
 	pthread_cond_init(&srv->push_cv, NULL);
 	pthread_mutex_init(&srv->warm_mu, NULL);
+	srv->warm_pidfd = -1;
 	if (!srv->cache || pthread_key_create(&srv->key, reader_free)) {
 		husk_bcache_free(srv->cache);
 		free(srv);
@@ -1676,7 +1677,7 @@ static void *warmer(void *p)
 	char *scratch = NULL, *out = NULL, *stack = MAP_FAILED;
 	unsigned long long stored = 0;
 	struct warm_found f;
-	int fds[2] = { -1, -1 };
+	int fds[2] = { -1, -1 }, pidfd = -1;
 	size_t bs = 0;
 	pid_t pid;
 
@@ -1691,9 +1692,17 @@ static void *warmer(void *p)
 		goto done_fs;
 	a->pipe_fd = fds[1];
 	a->fuse_fd = fuse_session_fd(srv->se);
+	/* A pidfd, so that ending the child can never hit another process that
+	 * got its pid once the supervisor had reaped it. Without pidfds (before
+	 * Linux 5.2) the child is not ended early: it only takes longer. */
 	pthread_mutex_lock(&srv->warm_mu);
-	pid = srv->warm_stopping ? -1 : clone(warm_child, stack + WARM_STACK, CLONE_VM | SIGCHLD, a);
-	srv->warm_pid = pid;
+	pid = -1;
+	if (!srv->warm_stopping &&
+	    (pid = clone(warm_child, stack + WARM_STACK, CLONE_VM | CLONE_PIDFD | SIGCHLD, a,
+	    &pidfd)) < 0 && errno == EINVAL)
+		pid = clone(warm_child, stack + WARM_STACK, CLONE_VM | SIGCHLD, a);
+	else if (pid > 0)
+		srv->warm_pidfd = pidfd;
 	pthread_mutex_unlock(&srv->warm_mu);
 	close(fds[1]);
 	fds[1] = -1;
@@ -1746,8 +1755,8 @@ void husk_sqfs_server_warm_stop(struct husk_sqfs_server *srv)
 {
 	pthread_mutex_lock(&srv->warm_mu);
 	srv->warm_stopping = true;
-	if (srv->warm_pid > 0)
-		kill(srv->warm_pid, SIGKILL);   /* reaped by the caller, a subreaper */
+	if (srv->warm_pidfd >= 0)   /* reaped by the caller, a subreaper */
+		syscall(SYS_pidfd_send_signal, srv->warm_pidfd, SIGKILL, NULL, 0);
 	pthread_mutex_unlock(&srv->warm_mu);
 }
 
